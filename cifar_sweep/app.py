@@ -1,0 +1,165 @@
+"""`cifar-sweep`: the Hydra application. Composes conf/, trains one configuration, records the run.
+
+    cifar-sweep                                   # the tutorial network, 2 epochs
+    cifar-sweep model.c1=12 trainer.epochs=5      # any value is an override
+    cifar-sweep -m data.batch_size=4,20,100       # one run directory per combination
+
+The return value is the configured objective, so that sweepers (Optuna) can optimise it.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import platform
+from pathlib import Path
+
+import hydra
+import torch
+from hydra.core.hydra_config import HydraConfig
+from hydra.utils import instantiate, to_absolute_path
+from omegaconf import DictConfig, OmegaConf
+
+from .budget import count_params
+from .data import CIFAR10, load_cifar10
+from .errors import ConfigError, RunFailed, find_user_error
+from .records import RunRecord
+from .train import DeviceSplit, FitResult, Normalize, fit, format_per_class
+
+log = logging.getLogger("cifar_sweep")
+# conf/ sits beside the package at the top of the repository (the layout is fixed); an absolute path makes
+# Hydra read it as a directory, whichever way the script was started (console script, -m, tests).
+CONFIG_DIR = str(Path(__file__).resolve().parent.parent / "conf")
+OBJECTIVES = ("test_accuracy", "best_test_accuracy", "val_accuracy", "best_val_accuracy")
+
+
+@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="config")
+def main(cfg: DictConfig) -> float:
+    return run(cfg)
+
+
+def run(cfg: DictConfig) -> float:
+    """Train the composed configuration in Hydra's output directory and return the objective."""
+    hydra_cfg = HydraConfig.get()
+    record = RunRecord(
+        hydra_cfg.runtime.output_dir,
+        choices={k: v for k, v in hydra_cfg.runtime.choices.items() if not k.startswith("hydra/")},
+        overrides=list(hydra_cfg.overrides.task),
+        job_num=hydra_cfg.job.get("num"),
+        config=OmegaConf.to_container(cfg, resolve=True),
+    )
+    try:
+        return _train(cfg, record)
+    except Exception as error:
+        user_error = find_user_error(error)
+        message = str(user_error) if user_error else f"{type(error).__name__}: {error}"
+        record.update(status="failed", error=message)
+        if user_error is None:
+            raise  # a bug, not bad input: keep the traceback
+        log.error("%s", message)
+        raise RunFailed(f"cifar-sweep: error: {message}") from None
+
+
+def _train(cfg: DictConfig, record: RunRecord) -> float:
+    objective = cfg.objective
+    if objective not in OBJECTIVES:
+        raise ConfigError(f"objective={objective} is unknown: choose one of {', '.join(OBJECTIVES)}")
+    if objective.endswith("val_accuracy") and not cfg.data.val_size:
+        raise ConfigError(f"objective={objective} needs a validation split: set data.val_size (e.g. 5000)")
+    for key in ("batch_size", "test_batch_size"):
+        if not isinstance(cfg.data[key], int) or cfg.data[key] <= 0:
+            raise ConfigError(f"data.{key}={cfg.data[key]} must be a whole number > 0")
+    if not isinstance(cfg.trainer.epochs, int) or cfg.trainer.epochs < 0:
+        raise ConfigError(f"trainer.epochs={cfg.trainer.epochs} must be a whole number >= 0")
+
+    device = pick_device(cfg.trainer.device)
+    seed = cfg.trainer.seed
+    torch.manual_seed(seed)
+    if cfg.trainer.deterministic:
+        # Same config and seed, same accuracies on the CPU; on a GPU some kernels stay nondeterministic.
+        torch.use_deterministic_algorithms(True, warn_only=True)
+
+    data = load_data(cfg.data)
+    model = instantiate(cfg.model).to(device)
+    params = count_params(model)
+    optimizer = instantiate(cfg.optimizer)(model.parameters())
+    loss_fn = instantiate(cfg.loss)
+    log.info("model %s: %s parameters; device %s", record.fields["choices"].get("model"), f"{params:,}", device)
+
+    record.update(params=params, seed=seed, objective=objective, epochs_planned=cfg.trainer.epochs,
+                  data=data.describe(), hardware=describe_hardware(device), classes=list(data.classes))
+
+    def on_evaluation(result: FitResult) -> None:
+        history = [entry.as_dict() for entry in result.history]
+        record.update(**summarise(result, data.classes), history=history)
+        record.write_metrics(history)
+
+    to_device = lambda split: DeviceSplit(split.images.to(device), split.labels.to(device))  # noqa: E731
+    result = fit(
+        model, to_device(data.train), to_device(data.test),
+        val=to_device(data.val) if data.val is not None else None,
+        optimizer=optimizer, loss_fn=loss_fn, normalize=Normalize(cfg.data.mean, cfg.data.std, device),
+        epochs=cfg.trainer.epochs, batch_size=cfg.data.batch_size, test_batch_size=cfg.data.test_batch_size,
+        seed=seed, drop_last=cfg.trainer.drop_last, num_classes=len(data.classes),
+        progress_interval_s=cfg.trainer.progress_interval_s, on_evaluation=on_evaluation)
+
+    log.info("per-class test accuracy:\n%s", format_per_class(result.final_test, data.classes))
+    value = record.fields[objective]
+    record.update(status="completed", objective_value=value)
+    record.write_plot([entry.as_dict() for entry in result.history],
+                      title=f"{record.fields['choices'].get('model')}: {params:,} parameters, "
+                            f"{Path(record.run_dir).name}")
+    log.info("%s = %.4f; run directory %s", objective, value, record.run_dir)
+    return value
+
+
+def summarise(result: FitResult, classes) -> dict:
+    """The result.json fields that follow from the history so far."""
+    history = result.history
+    best = max(history, key=lambda entry: entry.test_accuracy)
+    fields = {
+        "test_accuracy": history[-1].test_accuracy,
+        "test_error": history[-1].test_error,
+        "best_test_accuracy": best.test_accuracy,
+        "best_epoch": best.epoch,
+        "per_class_accuracy": dict(zip(classes, result.final_test.per_class_accuracy)),
+        "epochs": history[-1].epoch,
+        "train_time_s": result.train_time_s,
+        "eval_time_s": sum(entry.eval_time_s for entry in history),
+    }
+    if result.final_val is not None:
+        fields["val_accuracy"] = history[-1].val_accuracy
+        fields["best_val_accuracy"] = max(entry.val_accuracy for entry in history)
+    return fields
+
+
+def load_data(data_cfg: DictConfig) -> CIFAR10:
+    return load_cifar10(
+        to_absolute_path(str(data_cfg.root)),
+        cache_dir=to_absolute_path(os.path.expanduser(str(data_cfg.cache_dir))) if data_cfg.cache_dir else None,
+        download=data_cfg.download, val_size=data_cfg.val_size, train_size=data_cfg.train_size,
+        test_size=data_cfg.test_size, split_seed=data_cfg.split_seed)
+
+
+def pick_device(name: str) -> torch.device:
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise ConfigError(f"trainer.device={name} is not a device: use auto, cpu, cuda or cuda:N") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"trainer.device={name} but no CUDA GPU is visible: use trainer.device=auto or cpu")
+    return device
+
+
+def describe_hardware(device: torch.device) -> dict:
+    info = {"device": str(device), "torch": torch.__version__, "threads": torch.get_num_threads(),
+            "cpu": platform.processor() or platform.machine(), "cpu_count": os.cpu_count()}
+    if device.type == "cuda":
+        info["gpu"] = torch.cuda.get_device_name(device)
+    return info

@@ -1,0 +1,31 @@
+"""Errors the user can fix. The app prints their message as one line and exits non-zero, no traceback."""
+
+from hydra.errors import CompactHydraException
+
+
+class UserError(Exception):
+    """Bad input: the message names the problem and the fix, on one line."""
+
+
+class DataError(UserError):
+    """The dataset is missing, partial or corrupt."""
+
+
+class ConfigError(UserError):
+    """A configuration value is invalid."""
+
+
+def find_user_error(error: BaseException) -> UserError | None:
+    """The UserError behind `error`, when Hydra's instantiate (or anything else) wrapped it."""
+    seen = set()
+    while error is not None and id(error) not in seen:
+        if isinstance(error, UserError):
+            return error
+        seen.add(id(error))
+        error = error.__cause__ or error.__context__
+    return None
+
+
+class RunFailed(CompactHydraException):
+    """Raised out of the Hydra task: Hydra prints a CompactHydraException as its message alone and exits 1,
+    and in a multirun it lets the other jobs run first."""

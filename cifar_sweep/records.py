@@ -1,0 +1,89 @@
+"""The run directory, the unit of truth: result.json, metrics.csv and accuracy.png, all written atomically.
+
+result.json is rewritten after every evaluation with `status: "running"`, so that a run killed in
+the middle still says how far it got; it reads "completed" (or "failed" with the error) at the end.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Sequence
+
+from . import atomic
+
+RESULT_FILE = "result.json"
+METRICS_FILE = "metrics.csv"
+PLOT_FILE = "accuracy.png"
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def _finite_or_none(value: Any) -> Any:
+    """JSON has no NaN: a value that is not a finite number is written as null."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+class RunRecord:
+    """The record of one run; `update` merges fields and rewrites result.json atomically."""
+
+    def __init__(self, run_dir: str | Path, **fields: Any):
+        self.run_dir = Path(run_dir)
+        self._started = time.perf_counter()
+        self.fields: dict[str, Any] = {"status": "running", "error": None, "started_at": _now(), **fields}
+
+    def update(self, **fields: Any) -> None:
+        self.fields.update(fields)
+        self.fields["total_time_s"] = time.perf_counter() - self._started
+        if self.fields["status"] != "running":
+            self.fields["finished_at"] = _now()
+        clean = {key: _finite_or_none(value) for key, value in self.fields.items()}
+        atomic.write_json(self.run_dir / RESULT_FILE, clean)
+
+    def write_metrics(self, history: Sequence[dict]) -> None:
+        if not history:
+            return
+        buffer = io.StringIO()
+        writer = csv.DictWriter(buffer, fieldnames=list(history[0]), lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(history)
+        atomic.write_text(self.run_dir / METRICS_FILE, buffer.getvalue())
+
+    def write_plot(self, history: Sequence[dict], title: str) -> None:
+        plot_accuracy(history, self.run_dir / PLOT_FILE, title)
+
+
+def plot_accuracy(history: Sequence[dict], path: Path, title: str) -> None:
+    """Test (and validation) accuracy against epochs, epoch 0 being before training."""
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only: no display on servers and cluster nodes
+    import matplotlib.pyplot as plt
+
+    epochs = [entry["epoch"] for entry in history]
+    fig, ax = plt.subplots(figsize=(6, 4), dpi=120)
+    ax.plot(epochs, [100 * entry["test_accuracy"] for entry in history], marker="o", label="test")
+    if any(entry.get("val_accuracy") is not None for entry in history):
+        ax.plot(epochs, [100 * (entry["val_accuracy"] or math.nan) for entry in history], marker="s",
+                label="validation")
+    ax.axhline(10, color="grey", linestyle=":", linewidth=1, label="chance (10%)")
+    ax.set_xlabel("epoch (0 = before training)")
+    ax.set_ylabel("accuracy (%)")
+    ax.set_ylim(0, 100)
+    if len(epochs) <= 20:
+        ax.set_xticks(epochs)
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower right")
+    ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    with atomic.atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png")
+    plt.close(fig)
