@@ -12,11 +12,13 @@ from __future__ import annotations
 import logging
 import os
 import platform
+import sys
 from pathlib import Path
 
 import hydra
 import torch
 from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 from hydra.utils import instantiate, to_absolute_path
 from omegaconf import DictConfig, OmegaConf
 
@@ -56,6 +58,11 @@ def run(cfg: DictConfig) -> float:
         record.update(status="failed", error=message)
         if user_error is None:
             raise  # a bug, not bad input: keep the traceback
+        if hydra_cfg.mode == RunMode.RUN:
+            # One line and exit 1; raising would make Hydra wrap the line in two of its own.
+            print(f"cifar-sweep: error: {message}", file=sys.stderr)
+            raise SystemExit(1) from None
+        # In a multirun, an exception lets Hydra run the remaining jobs before it reports this one.
         log.error("%s", message)
         raise RunFailed(f"cifar-sweep: error: {message}") from None
 

@@ -17,6 +17,11 @@ from typing import Any, Sequence
 from . import atomic
 
 RESULT_FILE = "result.json"
+# The headline first and the bulky parts last, so that `head result.json` answers "how did it do?".
+FIRST_KEYS = ("status", "error", "objective", "objective_value", "test_accuracy", "test_error",
+              "best_test_accuracy", "best_epoch", "val_accuracy", "best_val_accuracy", "params", "epochs",
+              "epochs_planned", "train_time_s", "eval_time_s", "total_time_s", "per_class_accuracy")
+LAST_KEYS = ("history", "config")
 METRICS_FILE = "metrics.csv"
 PLOT_FILE = "accuracy.png"
 
@@ -25,10 +30,14 @@ def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
-def _finite_or_none(value: Any) -> Any:
-    """JSON has no NaN: a value that is not a finite number is written as null."""
+def _json_safe(value: Any) -> Any:
+    """JSON has no NaN: a number that is not finite is written as null, at any depth."""
     if isinstance(value, float) and not math.isfinite(value):
         return None
+    if isinstance(value, dict):
+        return {key: _json_safe(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(item) for item in value]
     return value
 
 
@@ -45,7 +54,10 @@ class RunRecord:
         self.fields["total_time_s"] = time.perf_counter() - self._started
         if self.fields["status"] != "running":
             self.fields["finished_at"] = _now()
-        clean = {key: _finite_or_none(value) for key, value in self.fields.items()}
+        order = [k for k in FIRST_KEYS if k in self.fields]
+        order += [k for k in self.fields if k not in FIRST_KEYS and k not in LAST_KEYS]
+        order += [k for k in LAST_KEYS if k in self.fields]
+        clean = {key: _json_safe(self.fields[key]) for key in order}
         atomic.write_json(self.run_dir / RESULT_FILE, clean)
 
     def write_metrics(self, history: Sequence[dict]) -> None:

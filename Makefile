@@ -1,0 +1,34 @@
+# Two commands do all the set-up on a fresh machine:
+#   make run    create .venv, install everything, train the tutorial network for 2 epochs on CIFAR-10
+#   make test   create .venv, install everything, run the tests
+# Extra arguments: make run ARGS="model.c1=12 trainer.epochs=5"   make test PYTEST_ARGS="-k data"
+
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+# torch and torchvision releases that work together; pip takes these from the local disk on the project machines.
+TORCH_PINS ?= torch==2.14.1 torchvision==0.29.1
+# The real CIFAR-10 beside the repository when there is one, else ./data (downloaded when missing).
+SHARED_PNG := ../shared/data/cifar10-png.tar.gz
+CIFAR10_ROOT ?= $(if $(wildcard $(SHARED_PNG)),$(SHARED_PNG),./data)
+export CIFAR10_ROOT
+
+.PHONY: install run test clean
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet $(TORCH_PINS)
+	# compat mode puts the repository on sys.path, so Hydra finds conf/ and the hydra_plugins namespace.
+	$(BIN)/pip install --quiet -e '.[test]' --config-settings editable_mode=compat
+	touch $@
+
+run: install
+	$(BIN)/cifar-sweep $(ARGS)
+
+test: install
+	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+
+clean:
+	rm -rf $(VENV) outputs multirun *.egg-info

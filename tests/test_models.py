@@ -1,0 +1,52 @@
+"""The tutorial network: shapes, parameter counts (by hand), the meta-device count, bad widths."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from omegaconf import OmegaConf
+
+from cifar_sweep.budget import count_config_params, count_params
+from cifar_sweep.errors import ConfigError
+from cifar_sweep.models import TutorialNet
+
+
+def tutorial_params_by_hand(c1, c2, f1, f2, classes=10):
+    conv1 = 3 * 5 * 5 * c1 + c1
+    conv2 = c1 * 5 * 5 * c2 + c2
+    fc1 = c2 * 5 * 5 * f1 + f1
+    fc2 = f1 * f2 + f2
+    fc3 = f2 * classes + classes
+    return conv1 + conv2 + fc1 + fc2 + fc3
+
+
+def test_tutorial_network_has_62006_parameters():
+    assert count_params(TutorialNet()) == 62_006 == tutorial_params_by_hand(6, 16, 120, 84)
+
+
+@pytest.mark.parametrize("widths", [(6, 16, 120, 84), (12, 32, 240, 168), (1, 1, 1, 1), (32, 64, 256, 128)])
+def test_widths_change_the_count_as_computed_by_hand(widths):
+    model = TutorialNet(*widths)
+    assert count_params(model) == tutorial_params_by_hand(*widths)
+    assert model(torch.zeros(7, 3, 32, 32)).shape == (7, 10)
+
+
+def test_layer_shapes():
+    model = TutorialNet()
+    x = torch.randn(2, 3, 32, 32)
+    after_conv1 = model.pool(model.relu(model.conv1(x)))
+    assert after_conv1.shape == (2, 6, 14, 14)
+    after_conv2 = model.pool(model.relu(model.conv2(after_conv1)))
+    assert after_conv2.shape == (2, 16, 5, 5)
+
+
+def test_meta_device_count_matches_and_allocates_nothing():
+    cfg = OmegaConf.create({"_target_": "cifar_sweep.models.TutorialNet", "c1": 64, "c2": 128, "f1": 1024, "f2": 512})
+    assert count_config_params(cfg) == tutorial_params_by_hand(64, 128, 1024, 512)
+
+
+@pytest.mark.parametrize("bad", [{"c1": 0}, {"f2": -3}, {"c2": 2.5}])
+def test_bad_widths_name_the_key(bad):
+    key = next(iter(bad))
+    with pytest.raises(ConfigError, match=f"model.{key}="):
+        TutorialNet(**bad)

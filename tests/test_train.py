@@ -1,0 +1,113 @@
+"""evaluate() on cases whose answer is known, and fit(): protocol, determinism, learning."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from cifar_sweep.models import TutorialNet
+from cifar_sweep.train import DeviceSplit, Normalize, evaluate, fit, format_per_class
+
+from . import synthetic
+
+IDENTITY = Normalize(mean=[0.0, 0.0, 0.0], std=[1 / 255] * 3, device=torch.device("cpu"))  # x -> x
+
+
+class ReadsTheAnswer(nn.Module):
+    """Predicts the class written in pixel (0, 0, 0): a model whose accuracy we know exactly."""
+
+    def forward(self, x):
+        return nn.functional.one_hot(x[:, 0, 0, 0].long() % 10, 10).float()
+
+
+def split_with_answers(labels, written):
+    images = torch.zeros(len(labels), 3, 32, 32, dtype=torch.uint8)
+    images[:, 0, 0, 0] = torch.as_tensor(written, dtype=torch.uint8)
+    return DeviceSplit(images, torch.as_tensor(labels))
+
+
+def test_normalize_matches_the_formula():
+    images = torch.randint(0, 256, (4, 3, 32, 32), dtype=torch.uint8)
+    normalize = Normalize([0.5, 0.4, 0.3], [0.5, 0.25, 0.2], torch.device("cpu"))
+    expected = (images.float() / 255 - torch.tensor([0.5, 0.4, 0.3]).view(1, 3, 1, 1)) / torch.tensor(
+        [0.5, 0.25, 0.2]).view(1, 3, 1, 1)
+    torch.testing.assert_close(normalize(images), expected)
+
+
+def test_evaluate_all_right():
+    labels = torch.arange(10).repeat(3)
+    result = evaluate(ReadsTheAnswer(), split_with_answers(labels, labels), IDENTITY, batch_size=7)
+    assert result.accuracy == 1.0 and result.error_rate == 0.0 and result.correct == 30
+    assert result.per_class_accuracy == [1.0] * 10
+
+
+def test_evaluate_known_mistakes_across_uneven_batches():
+    # 1003 images, batch 400: the last batch is partial. Class 3 is right 1 time in 4, the rest always.
+    labels = torch.arange(1003) % 10
+    written = labels.clone()
+    threes = (labels == 3).nonzero().flatten()
+    wrong = threes[torch.arange(len(threes)) % 4 != 0]
+    written[wrong] = 5
+    result = evaluate(ReadsTheAnswer(), split_with_answers(labels, written), IDENTITY, batch_size=400)
+    n_threes = len(threes)
+    assert result.correct == 1003 - len(wrong)
+    assert result.accuracy == pytest.approx((1003 - len(wrong)) / 1003)
+    assert result.per_class_accuracy[3] == pytest.approx((n_threes - len(wrong)) / n_threes)
+    assert all(acc == 1.0 for cls, acc in enumerate(result.per_class_accuracy) if cls != 3)
+
+
+def test_evaluate_always_the_same_class():
+    labels = torch.tensor([0, 1, 2, 2, 2, 9])
+    result = evaluate(ReadsTheAnswer(), split_with_answers(labels, [2] * 6), IDENTITY)
+    assert result.accuracy == pytest.approx(3 / 6)
+    assert result.per_class_accuracy[2] == 1.0 and result.per_class_accuracy[0] == 0.0
+    text = format_per_class(result, [str(i) for i in range(10)])
+    assert "50.00%" in text and "100.00%" in text
+
+
+def run_fit(seed, epochs=2, batch_size=16, drop_last=False):
+    torch.manual_seed(seed)
+    (train_x, train_y), (test_x, test_y) = synthetic.make_dataset(train_per_class=30, test_per_class=10)
+    model = TutorialNet()
+    seen_epochs = []
+    result = fit(model, DeviceSplit(train_x, train_y), DeviceSplit(test_x, test_y),
+                 optimizer=torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9),
+                 loss_fn=nn.CrossEntropyLoss(), normalize=Normalize([0.5] * 3, [0.5] * 3, torch.device("cpu")),
+                 epochs=epochs, batch_size=batch_size, test_batch_size=64, seed=seed, drop_last=drop_last,
+                 on_evaluation=lambda r: seen_epochs.append(r.history[-1].epoch))
+    return result, seen_epochs
+
+
+def test_fit_evaluates_before_training_and_after_every_epoch():
+    result, seen = run_fit(seed=0, epochs=3)
+    assert seen == [0, 1, 2, 3]
+    assert [entry.epoch for entry in result.history] == [0, 1, 2, 3]
+    first = result.history[0]
+    assert first.train_loss is None and first.epoch_time_s == 0.0
+    assert all(entry.train_loss > 0 and entry.epoch_time_s > 0 for entry in result.history[1:])
+    assert result.train_time_s == pytest.approx(sum(entry.epoch_time_s for entry in result.history))
+    assert result.history[-1].train_time_s == pytest.approx(result.train_time_s)
+
+
+def test_fit_learns_the_synthetic_classes():
+    result, _ = run_fit(seed=0, epochs=4)
+    assert result.history[0].test_accuracy < 0.3  # chance is 0.1
+    assert result.history[-1].test_accuracy > 0.6
+    assert result.history[-1].train_loss < result.history[1].train_loss
+
+
+def test_same_seed_same_accuracies_other_seed_other_run():
+    first, _ = run_fit(seed=5)
+    second, _ = run_fit(seed=5)
+    other, _ = run_fit(seed=6)
+    key = lambda r: [(e.test_accuracy, e.train_loss) for e in r.history]  # noqa: E731
+    assert key(first) == key(second)
+    assert key(first) != key(other)
+
+
+@pytest.mark.parametrize("drop_last, expected_images", [(False, 300), (True, 288)])
+def test_last_partial_batch_kept_unless_dropped(drop_last, expected_images):
+    result, _ = run_fit(seed=0, epochs=1, batch_size=32, drop_last=drop_last)  # 300 = 9 * 32 + 12
+    entry = result.history[1]
+    assert entry.images_per_s * entry.epoch_time_s == pytest.approx(expected_images)
