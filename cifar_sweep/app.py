@@ -141,9 +141,9 @@ def summarise(result: FitResult, classes) -> dict:
 
 
 def load_data(data_cfg: DictConfig) -> CIFAR10:
+    absolute = lambda path: os.path.normpath(to_absolute_path(os.path.expanduser(str(path))))  # noqa: E731
     return load_cifar10(
-        to_absolute_path(str(data_cfg.root)),
-        cache_dir=to_absolute_path(os.path.expanduser(str(data_cfg.cache_dir))) if data_cfg.cache_dir else None,
+        absolute(data_cfg.root), cache_dir=absolute(data_cfg.cache_dir) if data_cfg.cache_dir else None,
         download=data_cfg.download, val_size=data_cfg.val_size, train_size=data_cfg.train_size,
         test_size=data_cfg.test_size, split_seed=data_cfg.split_seed)
 
