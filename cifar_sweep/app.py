@@ -115,7 +115,7 @@ def _train(cfg: DictConfig, record: RunRecord) -> float:
     record.update(status="completed", objective_value=value)
     record.write_plot([entry.as_dict() for entry in result.history],
                       title=f"{record.fields['choices'].get('model')}: {params:,} parameters, "
-                            f"{Path(record.run_dir).name}")
+                            f"final test accuracy {value:.2%}")
     log.info("%s = %.4f; run directory %s", objective, value, record.run_dir)
     return value
 
