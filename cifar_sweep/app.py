@@ -26,7 +26,7 @@ from .budget import count_params
 from .data import CIFAR10, load_cifar10
 from .errors import ConfigError, RunFailed, find_user_error
 from .records import RunRecord
-from .train import DeviceSplit, FitResult, Normalize, fit, format_per_class
+from .train import DeviceSplit, FitResult, Normalize, Settings, fit, format_per_class
 
 log = logging.getLogger("cifar_sweep")
 # conf/ sits beside the package at the top of the repository (the layout is fixed); an absolute path makes
@@ -80,6 +80,7 @@ def _train(cfg: DictConfig, record: RunRecord) -> float:
         raise ConfigError(f"trainer.epochs={cfg.trainer.epochs} must be a whole number >= 0")
 
     device = pick_device(cfg.trainer.device)
+    configure_backends(device)
     seed = cfg.trainer.seed
     torch.manual_seed(seed)
     if cfg.trainer.deterministic:
@@ -87,14 +88,24 @@ def _train(cfg: DictConfig, record: RunRecord) -> float:
         torch.use_deterministic_algorithms(True, warn_only=True)
 
     data = load_data(cfg.data)
-    model = instantiate(cfg.model).to(device)
+    channels_last = on_gpu_when_auto(cfg.trainer.channels_last, device, "trainer.channels_last")
+    model = instantiate(cfg.model).to(device, memory_format=torch.channels_last if channels_last else None)
     params = count_params(model)
     optimizer = instantiate(cfg.optimizer)(model.parameters())
     loss_fn = instantiate(cfg.loss)
+    augment = instantiate(cfg.augmentation)(seed=seed + 1, device=device)
     log.info("model %s: %s parameters; device %s", record.fields["choices"].get("model"), f"{params:,}", device)
+    settings = Settings(
+        epochs=cfg.trainer.epochs, batch_size=cfg.data.batch_size, test_batch_size=cfg.data.test_batch_size,
+        seed=seed, drop_last=cfg.trainer.drop_last, autocast_dtype=pick_autocast(cfg.trainer.amp, device),
+        progress_interval_s=cfg.trainer.progress_interval_s, num_classes=len(data.classes))
+    trained = torch.compile(model) if cfg.trainer.compile else model  # shares the parameters with `model`
 
     record.update(params=params, seed=seed, objective=objective, epochs_planned=cfg.trainer.epochs,
-                  data=data.describe(), hardware=describe_hardware(device), classes=list(data.classes))
+                  data=data.describe(), hardware=describe_hardware(device),
+                  speed={"channels_last": channels_last, "autocast": str(settings.autocast_dtype),
+                         "compile": bool(cfg.trainer.compile)},
+                  classes=list(data.classes))
 
     def on_evaluation(result: FitResult) -> None:
         history = [entry.as_dict() for entry in result.history]
@@ -103,12 +114,11 @@ def _train(cfg: DictConfig, record: RunRecord) -> float:
 
     to_device = lambda split: DeviceSplit(split.images.to(device), split.labels.to(device))  # noqa: E731
     result = fit(
-        model, to_device(data.train), to_device(data.test),
+        trained, to_device(data.train), to_device(data.test),
         val=to_device(data.val) if data.val is not None else None,
-        optimizer=optimizer, loss_fn=loss_fn, normalize=Normalize(cfg.data.mean, cfg.data.std, device),
-        epochs=cfg.trainer.epochs, batch_size=cfg.data.batch_size, test_batch_size=cfg.data.test_batch_size,
-        seed=seed, drop_last=cfg.trainer.drop_last, num_classes=len(data.classes),
-        progress_interval_s=cfg.trainer.progress_interval_s, on_evaluation=on_evaluation)
+        optimizer=optimizer, loss_fn=loss_fn, settings=settings,
+        normalize=Normalize(cfg.data.mean, cfg.data.std, device, channels_last=channels_last),
+        augment=augment if augment.active else None, on_evaluation=on_evaluation)
 
     log.info("per-class test accuracy:\n%s", format_per_class(result.final_test, data.classes))
     value = record.fields[objective]
@@ -162,6 +172,32 @@ def pick_device(name: str) -> torch.device:
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ConfigError(f"trainer.device={name} but no CUDA GPU is visible: use trainer.device=auto or cpu")
     return device
+
+
+def configure_backends(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True  # the input shape is fixed: let cuDNN pick its fastest kernels
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+
+
+def on_gpu_when_auto(value, device: torch.device, key: str) -> bool:
+    """`auto` means: on a GPU yes, on the CPU no (channels_last and bf16 help GPUs, not this CPU)."""
+    if value == "auto":
+        return device.type == "cuda"
+    if isinstance(value, bool):
+        return value
+    raise ConfigError(f"{key}={value} must be auto, true or false")
+
+
+def pick_autocast(value, device: torch.device) -> torch.dtype | None:
+    if value in ("auto", True, "bf16"):
+        if value == "auto" and not (device.type == "cuda" and torch.cuda.is_bf16_supported()):
+            return None
+        return torch.bfloat16
+    if value in (False, "off", None):
+        return None
+    raise ConfigError(f"trainer.amp={value} must be auto (bf16 on a GPU that has it), bf16 or off")
 
 
 def describe_hardware(device: torch.device) -> dict:

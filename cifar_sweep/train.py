@@ -18,6 +18,7 @@ from typing import Callable, Sequence
 import torch
 from torch import nn
 
+from .augment import BatchAugment
 from .progress import Progress
 
 log = logging.getLogger("cifar_sweep")
@@ -35,16 +36,21 @@ class DeviceSplit:
 
 
 class Normalize:
-    """uint8 pixels -> float ((x / 255) - mean) / std, as one multiply-add per element."""
+    """uint8 pixels -> float ((x / 255) - mean) / std, for a whole batch on its device.
 
-    def __init__(self, mean: Sequence[float], std: Sequence[float], device: torch.device):
-        std_t = torch.tensor(std, dtype=torch.float32, device=device).view(1, -1, 1, 1)
-        mean_t = torch.tensor(mean, dtype=torch.float32, device=device).view(1, -1, 1, 1)
-        self.scale = 1.0 / (255.0 * std_t)
-        self.shift = -mean_t / std_t
+    The arithmetic is exactly torchvision's ToTensor() then Normalize(mean, std), so the fast loop
+    and the course's per-image loop see bit-identical inputs: speed never changes results.
+    """
+
+    def __init__(self, mean: Sequence[float], std: Sequence[float], device: torch.device,
+                 channels_last: bool = False):
+        self.mean = torch.tensor(mean, dtype=torch.float32, device=device).view(1, -1, 1, 1)
+        self.std = torch.tensor(std, dtype=torch.float32, device=device).view(1, -1, 1, 1)
+        self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
 
     def __call__(self, images: torch.Tensor) -> torch.Tensor:
-        return torch.addcmul(self.shift, images.float(), self.scale)
+        x = images.to(torch.float32).div_(255).sub_(self.mean).div_(self.std)
+        return x.contiguous(memory_format=self.memory_format)
 
 
 @dataclass
@@ -59,9 +65,27 @@ class Evaluation:
         return 1.0 - self.accuracy
 
 
+@dataclass
+class Settings:
+    """How to train, as opposed to what: none of these change the model or the data."""
+
+    epochs: int = 2
+    batch_size: int = 20
+    test_batch_size: int = 400
+    seed: int = 0
+    drop_last: bool = False
+    autocast_dtype: torch.dtype | None = None  # e.g. torch.bfloat16 on a GPU; None: full float32
+    progress_interval_s: float = 10.0
+    num_classes: int = 10
+
+
+def autocast(device: torch.device, dtype: torch.dtype | None):
+    return torch.autocast(device_type=device.type, dtype=dtype, enabled=dtype is not None)
+
+
 @torch.inference_mode()
 def evaluate(model: nn.Module, split: DeviceSplit, normalize: Normalize, batch_size: int = 400,
-             num_classes: int = 10) -> Evaluation:
+             num_classes: int = 10, autocast_dtype: torch.dtype | None = None) -> Evaluation:
     """Global and per-class accuracy of `model` on `split`; the model is left in eval mode."""
     model.eval()
     device = split.labels.device
@@ -69,7 +93,8 @@ def evaluate(model: nn.Module, split: DeviceSplit, normalize: Normalize, batch_s
     for start in range(0, len(split), batch_size):
         images = normalize(split.images[start:start + batch_size])
         labels = split.labels[start:start + batch_size]
-        predictions = model(images).argmax(dim=1)
+        with autocast(device, autocast_dtype):
+            predictions = model(images).argmax(dim=1)
         correct_per_class += torch.bincount(labels[predictions == labels], minlength=num_classes)
     count_per_class = torch.bincount(split.labels, minlength=num_classes)
     correct = int(correct_per_class.sum())
@@ -105,18 +130,24 @@ class FitResult:
 
 
 def fit(model: nn.Module, train: DeviceSplit, test: DeviceSplit, *, optimizer: torch.optim.Optimizer,
-        loss_fn: nn.Module, normalize: Normalize, epochs: int, batch_size: int, test_batch_size: int,
-        seed: int, val: DeviceSplit | None = None, drop_last: bool = False, num_classes: int = 10,
-        progress_interval_s: float = 10.0,
+        loss_fn: nn.Module, normalize: Normalize, settings: Settings, val: DeviceSplit | None = None,
+        augment: BatchAugment | None = None,
         on_evaluation: Callable[[FitResult], None] = lambda result: None) -> FitResult:
-    """Train for `epochs`, evaluating before the first epoch and after each; `on_evaluation` sees every step."""
+    """Train for `settings.epochs`, evaluating before the first epoch and after each one.
+
+    `on_evaluation` sees the result after every evaluation (the run record is written there).
+    """
     result = FitResult()
-    order_generator = torch.Generator().manual_seed(seed)  # the batch order, independent of the init
+    order_generator = torch.Generator().manual_seed(settings.seed)  # the batch order, independent of the init
+
+    def evaluate_on(split: DeviceSplit) -> Evaluation:
+        return evaluate(model, split, normalize, settings.test_batch_size, settings.num_classes,
+                        settings.autocast_dtype)
 
     def record(epoch: int, train_loss: float | None, epoch_time_s: float, images: int) -> None:
         started = time.perf_counter()
-        test_eval = evaluate(model, test, normalize, test_batch_size, num_classes)
-        val_eval = evaluate(model, val, normalize, test_batch_size, num_classes) if val is not None else None
+        test_eval = evaluate_on(test)
+        val_eval = evaluate_on(val) if val is not None else None
         entry = EpochEntry(
             epoch=epoch, test_accuracy=test_eval.accuracy, test_error=test_eval.error_rate, train_loss=train_loss,
             lr=optimizer.param_groups[0]["lr"], epoch_time_s=epoch_time_s, train_time_s=result.train_time_s,
@@ -125,46 +156,55 @@ def fit(model: nn.Module, train: DeviceSplit, test: DeviceSplit, *, optimizer: t
             val_accuracy=val_eval.accuracy if val_eval is not None else None)
         result.history.append(entry)
         result.final_test, result.final_val = test_eval, val_eval
-        _log_entry(entry, epochs)
+        _log_entry(entry, settings.epochs)
         on_evaluation(result)
 
     record(epoch=0, train_loss=None, epoch_time_s=0.0, images=0)
-    for epoch in range(1, epochs + 1):
+    for epoch in range(1, settings.epochs + 1):
         started = time.perf_counter()
-        train_loss, images = _train_one_epoch(model, train, optimizer, loss_fn, normalize, batch_size,
-                                              drop_last, order_generator,
-                                              Progress(f"epoch {epoch}/{epochs}", len(train), "images",
-                                                       progress_interval_s))
+        progress = Progress(f"epoch {epoch}/{settings.epochs}", len(train), "images", settings.progress_interval_s)
+        train_loss, images = train_one_epoch(model, train, optimizer, loss_fn, normalize, settings,
+                                             order_generator, augment, progress)
         epoch_time_s = time.perf_counter() - started
         result.train_time_s += epoch_time_s
         record(epoch, train_loss, epoch_time_s, images)
     return result
 
 
-def _train_one_epoch(model: nn.Module, train: DeviceSplit, optimizer: torch.optim.Optimizer, loss_fn: nn.Module,
-                     normalize: Normalize, batch_size: int, drop_last: bool, generator: torch.Generator,
-                     progress: Progress) -> tuple[float, int]:
-    """One pass over a fresh permutation; returns the mean training loss and the images seen."""
+def train_one_epoch(model: nn.Module, train: DeviceSplit, optimizer: torch.optim.Optimizer, loss_fn: nn.Module,
+                    normalize: Normalize, settings: Settings, generator: torch.Generator,
+                    augment: BatchAugment | None = None, progress: Progress | None = None) -> tuple[float, int]:
+    """One pass over a fresh permutation; returns the mean training loss and the images seen.
+
+    Nothing here waits for the device: the loss is summed on the device and read once, at the end.
+    """
     model.train()
     device = train.labels.device
     order = torch.randperm(len(train), generator=generator).to(device)
-    # The loss is summed on the device and read once per epoch: reading it per step would wait on the device.
     loss_sum = torch.zeros((), device=device)
     seen = 0
+    batch_size = settings.batch_size
     for start in range(0, len(train), batch_size):
         indices = order[start:start + batch_size]
-        if drop_last and len(indices) < batch_size:
+        count = len(indices)
+        if settings.drop_last and count < batch_size:
             break
-        images, labels = normalize(train.images[indices]), train.labels[indices]
-        loss = loss_fn(model(images), labels)
+        pixels, labels = train.images[indices], train.labels[indices]
+        if augment is not None:
+            pixels = augment.pixels(pixels)
+        images = normalize(pixels)
+        if augment is not None:
+            images = augment.normalised(images)
+        with autocast(device, settings.autocast_dtype):
+            loss = loss_fn(model(images), labels)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
-        loss_sum += loss.detach() * len(indices)
-        seen += len(indices)
-        progress.update(seen)
-    mean_loss = loss_sum.item() / max(seen, 1)
-    return mean_loss, seen
+        loss_sum += loss.detach() * count
+        seen += count
+        if progress is not None:
+            progress.update(seen)
+    return loss_sum.item() / max(seen, 1), seen
 
 
 def _log_entry(entry: EpochEntry, epochs: int) -> None:

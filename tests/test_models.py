@@ -50,3 +50,34 @@ def test_bad_widths_name_the_key(bad):
     key = next(iter(bad))
     with pytest.raises(ConfigError, match=f"model.{key}="):
         TutorialNet(**bad)
+
+
+def resnet_params_by_hand(widths, blocks, classes=10):
+    def conv_bn(cin, cout, k):
+        return cin * cout * k * k + 2 * cout  # bias-free conv, then BN's weight and bias
+
+    total = conv_bn(3, widths[0], 3)
+    cin = widths[0]
+    for stage, (width, count) in enumerate(zip(widths, blocks)):
+        for block in range(count):
+            total += conv_bn(cin, width, 3) + conv_bn(width, width, 3)
+            if cin != width or (stage > 0 and block == 0):  # channels change, or stride 2
+                total += conv_bn(cin, width, 1)  # the 1x1 projection shortcut
+            cin = width
+    return total + cin * classes + classes
+
+
+@pytest.mark.parametrize("widths, blocks", [((16, 32, 64), (3, 3, 3)), ((16, 32, 60), (3, 3, 3)), ((8, 8), (1, 2))])
+def test_resnet_parameter_counts(widths, blocks):
+    from cifar_sweep.models import ResNet
+
+    model = ResNet(widths, blocks)
+    assert count_params(model) == resnet_params_by_hand(widths, blocks)
+    assert model(torch.zeros(2, 3, 32, 32)).shape == (2, 10)
+
+
+def test_resnet_rejects_mismatched_stages():
+    from cifar_sweep.models import ResNet
+
+    with pytest.raises(ConfigError, match="model.widths"):
+        ResNet([16, 32], [3, 3, 3])

@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from cifar_sweep.models import TutorialNet
-from cifar_sweep.train import DeviceSplit, Normalize, evaluate, fit, format_per_class
+from cifar_sweep.train import DeviceSplit, Normalize, Settings, evaluate, fit, format_per_class
 
 from . import synthetic
 
@@ -18,7 +18,7 @@ class ReadsTheAnswer(nn.Module):
     """Predicts the class written in pixel (0, 0, 0): a model whose accuracy we know exactly."""
 
     def forward(self, x):
-        return nn.functional.one_hot(x[:, 0, 0, 0].long() % 10, 10).float()
+        return nn.functional.one_hot(x[:, 0, 0, 0].round().long() % 10, 10).float()
 
 
 def split_with_answers(labels, written):
@@ -74,7 +74,8 @@ def run_fit(seed, epochs=2, batch_size=16, drop_last=False):
     result = fit(model, DeviceSplit(train_x, train_y), DeviceSplit(test_x, test_y),
                  optimizer=torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9),
                  loss_fn=nn.CrossEntropyLoss(), normalize=Normalize([0.5] * 3, [0.5] * 3, torch.device("cpu")),
-                 epochs=epochs, batch_size=batch_size, test_batch_size=64, seed=seed, drop_last=drop_last,
+                 settings=Settings(epochs=epochs, batch_size=batch_size, test_batch_size=64, seed=seed,
+                                   drop_last=drop_last),
                  on_evaluation=lambda r: seen_epochs.append(r.history[-1].epoch))
     return result, seen_epochs
 

@@ -1,0 +1,67 @@
+"""Data augmentation on whole batches, on the training device: no per-image Python, no PIL.
+
+    flip     mirror each image left-right with probability 1/2
+    crop     pad by `crop_padding` black pixels, then crop 32x32 at a random offset (torchvision's
+             RandomCrop(32, padding=p) on each image, done for the batch with one gather)
+    cutout   zero a random `cutout`x`cutout` square of each normalised image (DeVries & Taylor, 2017),
+             that is, set it to the dataset mean; the square may overlap the border
+
+Only training batches are augmented, never the test set; a seeded generator on the device makes
+runs repeatable.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from .errors import ConfigError
+
+
+class BatchAugment:
+    def __init__(self, flip: bool = False, crop_padding: int = 0, cutout: int = 0, *, seed: int = 0,
+                 device: torch.device | str = "cpu"):
+        for key, value in (("crop_padding", crop_padding), ("cutout", cutout)):
+            if not isinstance(value, int) or value < 0:
+                raise ConfigError(f"augmentation.{key}={value} must be a whole number >= 0")
+        self.flip, self.crop_padding, self.cutout = bool(flip), crop_padding, cutout
+        self.generator = torch.Generator(device=device).manual_seed(seed)
+
+    @property
+    def active(self) -> bool:
+        return self.flip or self.crop_padding > 0 or self.cutout > 0
+
+    def pixels(self, images: torch.Tensor) -> torch.Tensor:
+        """Flip and crop a uint8 batch (N, C, H, W); done before normalisation, on 1-byte pixels."""
+        if self.crop_padding:
+            images = self._crop(images)
+        if self.flip:
+            flip = torch.rand(len(images), device=images.device, generator=self.generator) < 0.5
+            images = torch.where(flip.view(-1, 1, 1, 1), images.flip(3), images)
+        return images
+
+    def normalised(self, images: torch.Tensor) -> torch.Tensor:
+        """Cutout on a normalised float batch: zero is the dataset mean."""
+        if not self.cutout:
+            return images
+        n, _, height, width = images.shape
+        device = images.device
+        # Centres anywhere in the image, as in the paper: squares near the border are partly outside.
+        cy = torch.randint(0, height, (n, 1, 1), device=device, generator=self.generator)
+        cx = torch.randint(0, width, (n, 1, 1), device=device, generator=self.generator)
+        rows = torch.arange(height, device=device).view(1, -1, 1)
+        cols = torch.arange(width, device=device).view(1, 1, -1)
+        top, left = cy - self.cutout // 2, cx - self.cutout // 2
+        inside = (rows >= top) & (rows < top + self.cutout) & (cols >= left) & (cols < left + self.cutout)
+        return images.masked_fill(inside.unsqueeze(1), 0.0)
+
+    def _crop(self, images: torch.Tensor) -> torch.Tensor:
+        n, channels, height, width = images.shape
+        pad, device = self.crop_padding, images.device
+        padded = torch.nn.functional.pad(images, (pad, pad, pad, pad))  # zeros: black, as RandomCrop pads
+        dy = torch.randint(0, 2 * pad + 1, (n,), device=device, generator=self.generator)
+        dx = torch.randint(0, 2 * pad + 1, (n,), device=device, generator=self.generator)
+        rows = (dy.view(n, 1) + torch.arange(height, device=device)).view(n, 1, height, 1)
+        cols = (dx.view(n, 1) + torch.arange(width, device=device)).view(n, 1, 1, width)
+        batch = torch.arange(n, device=device).view(n, 1, 1, 1)
+        channel = torch.arange(channels, device=device).view(1, channels, 1, 1)
+        return padded[batch, channel, rows, cols]

@@ -1,0 +1,72 @@
+"""Batched augmentation: each transform against a per-image reference, seeding, and the configs."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from cifar_sweep.augment import BatchAugment
+from cifar_sweep.errors import ConfigError
+
+
+def batch(n=64, seed=0):
+    return torch.randint(0, 256, (n, 3, 32, 32), dtype=torch.uint8, generator=torch.Generator().manual_seed(seed))
+
+
+def test_off_changes_nothing():
+    images = batch()
+    augment = BatchAugment()
+    assert not augment.active
+    assert torch.equal(augment.pixels(images), images)
+    floats = images.float()
+    assert torch.equal(augment.normalised(floats), floats)
+
+
+def test_flip_mirrors_about_half_and_leaves_the_rest():
+    images = batch(400)
+    out = BatchAugment(flip=True, seed=1).pixels(images)
+    flipped = [torch.equal(o, i.flip(2)) for o, i in zip(out, images)]
+    kept = [torch.equal(o, i) for o, i in zip(out, images)]
+    assert all(f or k for f, k in zip(flipped, kept))
+    assert 150 < sum(flipped) < 250
+
+
+def test_crop_is_a_padded_window_of_each_image():
+    images = batch(200)
+    out = BatchAugment(crop_padding=4, seed=2).pixels(images)
+    assert out.shape == images.shape and out.dtype == torch.uint8
+    padded = torch.nn.functional.pad(images, (4, 4, 4, 4))
+    offsets = set()
+    for o, p in zip(out, padded):
+        # The per-image reference: the one window of the padded image that equals the output.
+        matches = [(dy, dx) for dy in range(9) for dx in range(9) if torch.equal(p[:, dy:dy + 32, dx:dx + 32], o)]
+        assert matches, "the crop is not a 32x32 window of the zero-padded image"
+        offsets.add(matches[0])
+    assert len(offsets) > 40  # offsets are spread over the 81 possible
+
+
+def test_cutout_zeroes_one_square_of_the_given_size():
+    images = torch.ones(300, 3, 32, 32)
+    out = BatchAugment(cutout=8, seed=3).normalised(images)
+    zeroed = (out == 0).all(dim=1)  # the same square in every channel
+    assert torch.equal((out == 0).any(dim=1), zeroed)
+    for mask in zeroed:
+        rows, cols = mask.nonzero(as_tuple=True)
+        assert len(rows) > 0
+        height, width = rows.max() - rows.min() + 1, cols.max() - cols.min() + 1
+        assert len(rows) == height * width and height <= 8 and width <= 8  # clipped at the border only
+    assert (zeroed.sum(dim=(1, 2)) == 64).float().mean() > 0.4  # most squares lie wholly inside
+
+
+def test_same_seed_same_augmentation():
+    images = batch()
+    a = BatchAugment(flip=True, crop_padding=4, seed=5)
+    b = BatchAugment(flip=True, crop_padding=4, seed=5)
+    c = BatchAugment(flip=True, crop_padding=4, seed=6)
+    assert torch.equal(a.pixels(images), b.pixels(images))
+    assert not torch.equal(a.pixels(images), c.pixels(images))
+
+
+def test_bad_sizes_name_the_key():
+    with pytest.raises(ConfigError, match="augmentation.crop_padding=-1"):
+        BatchAugment(crop_padding=-1)
