@@ -9,6 +9,7 @@ per-epoch permutation, normalised on the device. There is no DataLoader and no p
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import time
@@ -80,7 +81,10 @@ class Settings:
 
 
 def autocast(device: torch.device, dtype: torch.dtype | None):
-    return torch.autocast(device_type=device.type, dtype=dtype, enabled=dtype is not None)
+    """Mixed precision when `dtype` is set; otherwise no context at all (a disabled one still costs time)."""
+    if dtype is None:
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=device.type, dtype=dtype)
 
 
 @torch.inference_mode()
@@ -95,7 +99,8 @@ def evaluate(model: nn.Module, split: DeviceSplit, normalize: Normalize, batch_s
         labels = split.labels[start:start + batch_size]
         with autocast(device, autocast_dtype):
             predictions = model(images).argmax(dim=1)
-        correct_per_class += torch.bincount(labels[predictions == labels], minlength=num_classes)
+        # index_add_ rather than bincount of a masked selection: neither waits for the GPU.
+        correct_per_class.index_add_(0, labels, (predictions == labels).long())
     count_per_class = torch.bincount(split.labels, minlength=num_classes)
     correct = int(correct_per_class.sum())
     per_class = [c / n if n else float("nan") for c, n in zip(correct_per_class.tolist(), count_per_class.tolist())]
@@ -200,7 +205,7 @@ def train_one_epoch(model: nn.Module, train: DeviceSplit, optimizer: torch.optim
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
-        loss_sum += loss.detach() * count
+        loss_sum.add_(loss.detach(), alpha=count)
         seen += count
         if progress is not None:
             progress.update(seen)

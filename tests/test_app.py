@@ -142,3 +142,15 @@ def test_bad_values_are_one_line(tmp_path, app_env, data_archive, override, expe
                        f"hydra.run.dir={tmp_path / 'run'}", env=app_env, cwd=tmp_path)
     assert done.returncode != 0
     assert expected in done.stderr and "Traceback" not in done.stderr
+
+
+def test_compiled_model_trains_and_records_it(tmp_path, app_env, data_archive):
+    """trainer.compile=true goes through torch.compile (slow to start on a CPU, hence one short run)."""
+    run_dir = tmp_path / "run"
+    done = cifar_sweep(f"data.root={data_archive}", "data.train_size=100", "data.test_size=20", "trainer.epochs=1",
+                       "trainer.compile=true", "trainer.progress_interval_s=0", f"hydra.run.dir={run_dir}",
+                       env=app_env, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = json.loads((run_dir / "result.json").read_text())
+    assert result["status"] == "completed" and result["speed"]["compile"] is True
+    assert result["speed"]["channels_last"] is True and result["params"] == 62_006

@@ -64,3 +64,20 @@ def test_fast_loop_matches_the_course_loop():
     assert 0.1 < expected[-1] < 1.0  # it learned something, and the comparison is not trivially saturated
     for ours, theirs in zip(model.parameters(), reference_model.parameters()):
         torch.testing.assert_close(ours, theirs, rtol=1e-5, atol=1e-6)
+
+
+def test_channels_last_changes_only_float_rounding():
+    """The trainer's default layout on the CPU and GPU: same training, up to the order of float sums."""
+    train, test = synthetic.make_dataset(train_per_class=20, test_per_class=10, seed=5)
+    models = []
+    for channels_last in (False, True):
+        torch.manual_seed(SEED)
+        model = TutorialNet().to(memory_format=torch.channels_last if channels_last else torch.contiguous_format)
+        fit(model, DeviceSplit(*train), DeviceSplit(*test),
+            optimizer=torch.optim.SGD(model.parameters(), lr=LR, momentum=0.9), loss_fn=nn.CrossEntropyLoss(),
+            normalize=Normalize([0.5] * 3, [0.5] * 3, torch.device("cpu"), channels_last=channels_last),
+            settings=Settings(epochs=1, batch_size=BATCH, seed=SEED, progress_interval_s=0))
+        models.append(model)
+    assert models[1].conv1.weight.is_contiguous(memory_format=torch.channels_last)
+    for plain, fast in zip(*(m.parameters() for m in models)):
+        torch.testing.assert_close(plain, fast, rtol=1e-4, atol=1e-5)
