@@ -22,6 +22,7 @@ from hydra.types import RunMode
 from hydra.utils import instantiate, to_absolute_path
 from omegaconf import DictConfig, OmegaConf
 
+from . import costs
 from .budget import count_params
 from .data import CIFAR10, load_cifar10
 from .errors import ConfigError, RunFailed, find_user_error
@@ -99,16 +100,32 @@ def _train(cfg: DictConfig, record: RunRecord) -> float:
     loss_fn = instantiate(cfg.loss)
     augment = instantiate(cfg.augmentation)(seed=seed + 1, device=device)
     log.info("model %s: %s parameters; device %s", record.fields["choices"].get("model"), f"{params:,}", device)
+    normalize = Normalize(cfg.data.mean, cfg.data.std, device, channels_last=channels_last)
+    network = costs.describe(model)
+    sample = slice(0, min(cfg.data.batch_size, 128))  # ops scale with images: one batch, at most 128, tells
+    train_ops, uncounted = costs.training_ops_per_image(
+        model, optimizer, loss_fn, (normalize(data.train.images[sample].to(device)), data.train.labels[sample]))
+    uncounted = sorted(set(network.uncounted) | set(uncounted))
+    if uncounted:
+        log.warning("no operation count rule for %s: counted as 0 (please report it)", ", ".join(uncounted))
+    record.write_network(costs.table_rows(network), heading=f"# {record.fields['choices'].get('model')}: "
+                         f"{params:,} parameters, one 3x32x32 image, eval mode")
+    log.info("forward pass of one image: %s operations (%s adds, %s muls, %s max, %s other); training: %s per image",
+             *(f"{v:,}" for v in (network.totals.total, network.totals.adds, network.totals.muls, network.totals.max,
+                                  network.totals.other, train_ops.total)))
     settings = Settings(
         epochs=cfg.trainer.epochs, batch_size=cfg.data.batch_size, test_batch_size=cfg.data.test_batch_size,
         seed=seed, drop_last=cfg.trainer.drop_last, autocast_dtype=pick_autocast(cfg.trainer.amp, device),
-        progress_interval_s=cfg.trainer.progress_interval_s, num_classes=len(data.classes))
+        progress_interval_s=cfg.trainer.progress_interval_s, num_classes=len(data.classes),
+        eval_ops_per_image=network.totals, train_ops_per_image=train_ops)
     trained = torch.compile(model) if cfg.trainer.compile else model  # shares the parameters with `model`
 
     record.update(params=params, seed=seed, objective=objective, epochs_planned=cfg.trainer.epochs,
                   data=data.describe(), hardware=describe_hardware(device),
                   speed={"channels_last": channels_last, "autocast": str(settings.autocast_dtype),
                          "compile": bool(cfg.trainer.compile)},
+                  ops_per_image=network.totals.as_dict(), train_ops_per_image=train_ops.as_dict(),
+                  uncounted_ops=uncounted,
                   classes=list(data.classes))
 
     def on_evaluation(result: FitResult) -> None:
@@ -121,7 +138,7 @@ def _train(cfg: DictConfig, record: RunRecord) -> float:
         trained, to_device(data.train), to_device(data.test),
         val=to_device(data.val) if data.val is not None else None,
         optimizer=optimizer, loss_fn=loss_fn, settings=settings,
-        normalize=Normalize(cfg.data.mean, cfg.data.std, device, channels_last=channels_last),
+        normalize=normalize,
         augment=augment if augment.active else None, on_evaluation=on_evaluation)
 
     log.info("per-class test accuracy:\n%s", format_per_class(result.final_test, data.classes))

@@ -24,6 +24,7 @@ FIRST_KEYS = ("status", "error", "objective", "objective_value", "test_accuracy"
 LAST_KEYS = ("history", "config")
 METRICS_FILE = "metrics.csv"
 PLOT_FILE = "accuracy.png"
+NETWORK_FILES = ("network.md", "network.csv")
 
 
 def _now() -> str:
@@ -71,6 +72,14 @@ class RunRecord:
 
     def write_plot(self, history: Sequence[dict], title: str) -> None:
         plot_accuracy(history, self.run_dir / PLOT_FILE, title)
+
+    def write_network(self, rows: Sequence[dict], heading: str) -> None:
+        """The layer table (cifar_sweep.costs.table_rows) as network.md and network.csv."""
+        import pandas as pd
+
+        frame = pd.DataFrame(rows)
+        atomic.write_text(self.run_dir / NETWORK_FILES[0], f"{heading}\n\n{frame.to_markdown(index=False)}\n")
+        atomic.write_text(self.run_dir / NETWORK_FILES[1], frame.to_csv(index=False))
 
 
 def plot_accuracy(history: Sequence[dict], path: Path, title: str) -> None:

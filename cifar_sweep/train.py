@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 from .augment import BatchAugment
+from .costs import KINDS, OpCount
 from .progress import Progress
 
 log = logging.getLogger("cifar_sweep")
@@ -78,6 +79,9 @@ class Settings:
     autocast_dtype: torch.dtype | None = None  # e.g. torch.bfloat16 on a GPU; None: full float32
     progress_interval_s: float = 10.0
     num_classes: int = 10
+    # Operations per image (cifar_sweep.costs), to report each pass's operations and operations/s.
+    eval_ops_per_image: OpCount | None = None
+    train_ops_per_image: OpCount | None = None
 
 
 def autocast(device: torch.device, dtype: torch.dtype | None):
@@ -109,7 +113,7 @@ def evaluate(model: nn.Module, split: DeviceSplit, normalize: Normalize, batch_s
 
 @dataclass
 class EpochEntry:
-    """One evaluation point; epoch 0 is before training."""
+    """One evaluation point; epoch 0 is before training. Flat, so that it is also a metrics.csv row."""
 
     epoch: int
     test_accuracy: float
@@ -121,9 +125,31 @@ class EpochEntry:
     eval_time_s: float
     images_per_s: float | None
     val_accuracy: float | None = None
+    train_error: float | None = None  # on the (augmented) training batches, as they were seen
+    # The operations of this epoch's training pass and of this evaluation (test + validation).
+    train_adds: int | None = None
+    train_muls: int | None = None
+    train_max: int | None = None
+    train_other: int | None = None
+    train_ops: int | None = None
+    train_ops_per_s: float | None = None
+    eval_adds: int | None = None
+    eval_muls: int | None = None
+    eval_max: int | None = None
+    eval_other: int | None = None
+    eval_ops: int | None = None
+    eval_ops_per_s: float | None = None
 
     def as_dict(self) -> dict:
         return asdict(self)
+
+    def set_ops(self, phase: str, count: OpCount | None, seconds: float) -> None:
+        if count is None:
+            return
+        for kind in KINDS:
+            setattr(self, f"{phase}_{kind}", getattr(count, kind))
+        setattr(self, f"{phase}_ops", count.total)
+        setattr(self, f"{phase}_ops_per_s", count.total / seconds if seconds > 0 else None)
 
 
 @dataclass
@@ -149,44 +175,59 @@ def fit(model: nn.Module, train: DeviceSplit, test: DeviceSplit, *, optimizer: t
         return evaluate(model, split, normalize, settings.test_batch_size, settings.num_classes,
                         settings.autocast_dtype)
 
-    def record(epoch: int, train_loss: float | None, epoch_time_s: float, images: int) -> None:
+    def record(epoch: int, train: EpochTraining | None, epoch_time_s: float) -> None:
         started = time.perf_counter()
         test_eval = evaluate_on(test)
         val_eval = evaluate_on(val) if val is not None else None
+        eval_time_s = time.perf_counter() - started
         entry = EpochEntry(
-            epoch=epoch, test_accuracy=test_eval.accuracy, test_error=test_eval.error_rate, train_loss=train_loss,
+            epoch=epoch, test_accuracy=test_eval.accuracy, test_error=test_eval.error_rate,
+            train_loss=train.loss if train else None, train_error=1 - train.accuracy if train else None,
             lr=optimizer.param_groups[0]["lr"], epoch_time_s=epoch_time_s, train_time_s=result.train_time_s,
-            eval_time_s=time.perf_counter() - started,
-            images_per_s=images / epoch_time_s if epoch_time_s > 0 else None,
+            eval_time_s=eval_time_s, images_per_s=train.images / epoch_time_s if train and epoch_time_s > 0 else None,
             val_accuracy=val_eval.accuracy if val_eval is not None else None)
+        evaluated = test_eval.total + (val_eval.total if val_eval is not None else 0)
+        if settings.eval_ops_per_image is not None:
+            entry.set_ops("eval", settings.eval_ops_per_image.scaled(evaluated), eval_time_s)
+        if train is not None and settings.train_ops_per_image is not None:
+            entry.set_ops("train", settings.train_ops_per_image.scaled(train.images), epoch_time_s)
         result.history.append(entry)
         result.final_test, result.final_val = test_eval, val_eval
         _log_entry(entry, settings.epochs)
         on_evaluation(result)
 
-    record(epoch=0, train_loss=None, epoch_time_s=0.0, images=0)
+    record(epoch=0, train=None, epoch_time_s=0.0)
     for epoch in range(1, settings.epochs + 1):
         started = time.perf_counter()
         progress = Progress(f"epoch {epoch}/{settings.epochs}", len(train), "images", settings.progress_interval_s)
-        train_loss, images = train_one_epoch(model, train, optimizer, loss_fn, normalize, settings,
-                                             order_generator, augment, progress)
+        trained = train_one_epoch(model, train, optimizer, loss_fn, normalize, settings, order_generator, augment,
+                                  progress)
         epoch_time_s = time.perf_counter() - started
         result.train_time_s += epoch_time_s
-        record(epoch, train_loss, epoch_time_s, images)
+        record(epoch, trained, epoch_time_s)
     return result
+
+
+@dataclass
+class EpochTraining:
+    loss: float  # mean training loss over the epoch
+    accuracy: float  # on the training batches as they were seen (augmented, weights moving)
+    images: int
 
 
 def train_one_epoch(model: nn.Module, train: DeviceSplit, optimizer: torch.optim.Optimizer, loss_fn: nn.Module,
                     normalize: Normalize, settings: Settings, generator: torch.Generator,
-                    augment: BatchAugment | None = None, progress: Progress | None = None) -> tuple[float, int]:
-    """One pass over a fresh permutation; returns the mean training loss and the images seen.
+                    augment: BatchAugment | None = None, progress: Progress | None = None) -> EpochTraining:
+    """One pass over a fresh permutation.
 
-    Nothing here waits for the device: the loss is summed on the device and read once, at the end.
+    Nothing here waits for the device: loss and correct predictions are summed on the device and
+    read once, at the end.
     """
     model.train()
     device = train.labels.device
     order = torch.randperm(len(train), generator=generator).to(device)
     loss_sum = torch.zeros((), device=device)
+    correct = torch.zeros((), dtype=torch.int64, device=device)
     seen = 0
     batch_size = settings.batch_size
     for start in range(0, len(train), batch_size):
@@ -201,27 +242,40 @@ def train_one_epoch(model: nn.Module, train: DeviceSplit, optimizer: torch.optim
         if augment is not None:
             images = augment.normalised(images)
         with autocast(device, settings.autocast_dtype):
-            loss = loss_fn(model(images), labels)
+            logits = model(images)
+            loss = loss_fn(logits, labels)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
         loss_sum.add_(loss.detach(), alpha=count)
+        correct.add_((logits.detach().argmax(dim=1) == labels).sum())
         seen += count
         if progress is not None:
             progress.update(seen)
-    return loss_sum.item() / max(seen, 1), seen
+    return EpochTraining(loss_sum.item() / max(seen, 1), correct.item() / max(seen, 1), seen)
 
 
 def _log_entry(entry: EpochEntry, epochs: int) -> None:
+    """The end of each pass: error rate, operations, time and operations per second."""
+    prefix = f"epoch {entry.epoch}/{epochs}"
+    if entry.epoch > 0:
+        loss = f"{entry.train_loss:.4f}" if entry.train_loss is not None and math.isfinite(entry.train_loss) else "nan"
+        log.info("%s train  loss %s  error %6.2f%%%s  %.1f s  %.0f img/s  lr %.3g", prefix, loss,
+                 100 * entry.train_error, _ops_text(entry, "train"), entry.epoch_time_s, entry.images_per_s or 0.0,
+                 entry.lr)
     val = f"  val acc {entry.val_accuracy:6.2%}" if entry.val_accuracy is not None else ""
-    if entry.epoch == 0:
-        log.info("epoch %d/%d  before training     test acc %6.2f%% (error %6.2f%%)%s  eval %.1f s", 0, epochs,
-                 100 * entry.test_accuracy, 100 * entry.test_error, val, entry.eval_time_s)
-        return
-    loss = f"{entry.train_loss:.4f}" if entry.train_loss is not None and math.isfinite(entry.train_loss) else "nan"
-    log.info("epoch %d/%d  train loss %s  test acc %6.2f%% (error %6.2f%%)%s  epoch %.1f s  %.0f img/s  lr %.3g",
-             entry.epoch, epochs, loss, 100 * entry.test_accuracy, 100 * entry.test_error, val, entry.epoch_time_s,
-             entry.images_per_s or 0.0, entry.lr)
+    log.info("%s test   acc %6.2f%%  error %6.2f%%%s%s  %.1f s%s", prefix, 100 * entry.test_accuracy,
+             100 * entry.test_error, val, _ops_text(entry, "eval"), entry.eval_time_s,
+             "  (before training)" if entry.epoch == 0 else "")
+
+
+def _ops_text(entry: EpochEntry, phase: str) -> str:
+    total = getattr(entry, f"{phase}_ops")
+    if total is None:
+        return ""
+    rate = getattr(entry, f"{phase}_ops_per_s")
+    return (f"  ops {total:.3e} (adds {getattr(entry, f'{phase}_adds'):.3e}, muls {getattr(entry, f'{phase}_muls'):.3e},"
+            f" max {getattr(entry, f'{phase}_max'):.3e})  {(rate or 0) / 1e9:.2f} Gop/s")
 
 
 def format_per_class(evaluation: Evaluation, classes: Sequence[str]) -> str:

@@ -58,9 +58,22 @@ def test_single_run_writes_a_complete_record(tmp_path, app_env, data_archive):
     assert float(rows[-1]["test_accuracy"]) == pytest.approx(result["test_accuracy"])
     assert (run_dir / "accuracy.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert (run_dir / ".hydra" / "config.yaml").is_file() and (run_dir / "cifar_sweep.log").is_file()
+    # What the network costs: per image, per pass, and the layer table beside the record.
+    assert result["ops_per_image"] == {"adds": 651_720, "muls": 651_720, "max": 11_236, "other": 0,
+                                       "total": 1_314_676}
+    train_ops = result["train_ops_per_image"]["total"]
+    assert 2 * 1_314_676 < train_ops < 4 * 1_314_676 and result["uncounted_ops"] == []
+    last = history[-1]
+    assert last["eval_ops"] == 1_314_676 * (50 + 50)  # the test and validation images
+    assert last["train_ops"] == pytest.approx(train_ops * 150, rel=1e-6)
+    assert last["train_ops_per_s"] == pytest.approx(last["train_ops"] / last["epoch_time_s"])
+    assert history[0]["train_ops"] is None and 0 <= last["train_error"] <= 1
+    assert "| conv1" in (run_dir / "network.md").read_text()
+    assert (run_dir / "network.csv").read_text().splitlines()[-1].endswith(",1314676")
     # The console: one line per evaluation and the per-class table at the end.
     log = done.stdout + done.stderr
-    assert "before training" in log and "epoch 2/2  train loss" in log and "per-class test accuracy" in log
+    assert "(before training)" in log and "epoch 2/2 train  loss" in log and "per-class test accuracy" in log
+    assert "epoch 2/2 test   acc" in log and "Gop/s" in log
 
 
 def test_same_seed_same_accuracies(tmp_path, app_env, data_archive):

@@ -1,0 +1,76 @@
+"""`cifar-sweep-describe`: the layer-by-layer table of a configuration's network, without training it.
+
+    cifar-sweep-describe                                   # the tutorial network, as a console table
+    cifar-sweep-describe --format markdown model=resnet    # the same Hydra overrides as cifar-sweep
+    cifar-sweep-describe --format json model.c1=12 > net.json
+
+Each row is one operator of the forward pass of one 3x32x32 image in eval mode: Fn with its
+hyper-parameters, Xn (input and output shapes), Wn (parameter tensors) and its additions,
+multiplications, maximums and other operations (see cifar_sweep.costs for the convention).
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import sys
+
+from hydra import compose, initialize_config_dir
+from hydra.errors import HydraException
+from hydra.utils import instantiate
+from omegaconf.errors import OmegaConfBaseException
+
+from . import costs
+from .app import CONFIG_DIR
+from .budget import count_params
+from .errors import find_user_error
+
+INPUT_SHAPE = (3, 32, 32)
+
+
+def render(report: costs.CostReport, params: int, fmt: str) -> str:
+    if fmt == "table":
+        return costs.format_table(report, params)
+    if fmt == "json":
+        return json.dumps({"params": params, "input_shape": list(INPUT_SHAPE), "totals": report.totals.as_dict(),
+                           "layers": [row.as_dict() for row in report.rows], "uncounted": report.uncounted}, indent=2)
+    import pandas as pd
+
+    frame = pd.DataFrame(costs.table_rows(report))
+    if fmt == "markdown":
+        return frame.to_markdown(index=False)
+    buffer = io.StringIO()
+    frame.to_csv(buffer, index=False)
+    return buffer.getvalue().rstrip("\n")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="cifar-sweep-describe", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--format", choices=("table", "markdown", "csv", "json"), default="table")
+    parser.add_argument("overrides", nargs="*", help="Hydra overrides, as for cifar-sweep (e.g. model=resnet)")
+    args = parser.parse_args(argv)
+    try:
+        with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3", job_name="describe"):
+            cfg = compose(config_name="config", overrides=args.overrides)
+        model = instantiate(cfg.model)
+    except (HydraException, OmegaConfBaseException, ValueError) as error:
+        # Hydra appends its config search path to some messages: the first lines say what is wrong.
+        message = " ".join(str(find_user_error(error) or error).split("Config search path")[0].split())
+        print(f"cifar-sweep-describe: error: {message}", file=sys.stderr)
+        return 2
+    print(render(costs.describe(model, INPUT_SHAPE), count_params(model), args.format))
+    return 0
+
+
+def entry_point() -> None:
+    try:
+        sys.exit(main())
+    except BrokenPipeError:  # `cifar-sweep-describe | head`: the reader left, nothing is wrong
+        sys.stderr.close()
+        sys.exit(0)
+
+
+if __name__ == "__main__":
+    entry_point()
