@@ -101,7 +101,7 @@ def time_trainer(model, optimizer, loss_fn, split, settings, normalize, device) 
     train_one_epoch(model, warm, optimizer, loss_fn, normalize, settings, generator)
     synchronize(device)
     started = time.perf_counter()
-    _, seen = train_one_epoch(model, split, optimizer, loss_fn, normalize, settings, generator)
+    seen = train_one_epoch(model, split, optimizer, loss_fn, normalize, settings, generator).images
     synchronize(device)
     return seen / (time.perf_counter() - started)
 
@@ -157,7 +157,7 @@ def main() -> None:
     results = []
     for name in args.networks:
         build, batch_size, count = NETWORKS[name]
-        count = int(count * scale) // batch_size * batch_size
+        count = max(int(count * scale) // batch_size, 8) * batch_size  # whole batches, at least 8
         images, labels, data_label = load_images(count, args.data)
         split = DeviceSplit(images.to(device), labels.to(device))
         settings = Settings(batch_size=batch_size, autocast_dtype=pick_autocast("auto", device), progress_interval_s=0)

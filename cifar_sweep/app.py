@@ -68,7 +68,8 @@ def run(cfg: DictConfig) -> float:
         raise RunFailed(f"cifar-sweep: error: {message}") from None
 
 
-def _train(cfg: DictConfig, record: RunRecord) -> float:
+def _check_config(cfg: DictConfig) -> None:
+    """What composition cannot check: fail before any data is loaded or any weight is made."""
     objective = cfg.objective
     if objective not in OBJECTIVES:
         raise ConfigError(f"objective={objective} is unknown: choose one of {', '.join(OBJECTIVES)}")
@@ -80,6 +81,31 @@ def _train(cfg: DictConfig, record: RunRecord) -> float:
     if not isinstance(cfg.trainer.epochs, int) or cfg.trainer.epochs < 0:
         raise ConfigError(f"trainer.epochs={cfg.trainer.epochs} must be a whole number >= 0")
 
+
+def _measure_costs(model, optimizer, loss_fn, data: CIFAR10, data_cfg: DictConfig, record: RunRecord,
+                   params: int) -> tuple[costs.CostReport, costs.OpCount, list[str]]:
+    """The forward table (written as network.md/csv) and the operations of one training step per image.
+
+    Counted on the CPU, on copies: the model being trained is not touched."""
+    network = costs.describe(model)
+    sample = slice(0, min(data_cfg.batch_size, 128))  # operations scale with images: one batch of at most 128
+    images = Normalize(data_cfg.mean, data_cfg.std, torch.device("cpu"))(data.train.images[sample])
+    train_ops, uncounted = costs.training_ops_per_image(model, optimizer, loss_fn,
+                                                        (images, data.train.labels[sample]))
+    uncounted = sorted(set(network.uncounted) | set(uncounted))
+    if uncounted:
+        log.warning("no operation count rule for %s: counted as 0 (please report it)", ", ".join(uncounted))
+    record.write_network(costs.table_rows(network), heading=f"# {record.fields['choices'].get('model')}: "
+                         f"{params:,} parameters, one 3x32x32 image, eval mode")
+    totals = network.totals
+    log.info("forward pass of one image: %s operations (%s adds, %s muls, %s max, %s other); training: %s per image",
+             *(f"{v:,}" for v in (totals.total, totals.adds, totals.muls, totals.max, totals.other, train_ops.total)))
+    return network, train_ops, uncounted
+
+
+def _train(cfg: DictConfig, record: RunRecord) -> float:
+    _check_config(cfg)
+    objective = cfg.objective
     device = pick_device(cfg.trainer.device)
     configure_backends(device)
     seed = cfg.trainer.seed
@@ -100,19 +126,8 @@ def _train(cfg: DictConfig, record: RunRecord) -> float:
     loss_fn = instantiate(cfg.loss)
     augment = instantiate(cfg.augmentation)(seed=seed + 1, device=device)
     log.info("model %s: %s parameters; device %s", record.fields["choices"].get("model"), f"{params:,}", device)
+    network, train_ops, uncounted = _measure_costs(model, optimizer, loss_fn, data, cfg.data, record, params)
     normalize = Normalize(cfg.data.mean, cfg.data.std, device, channels_last=channels_last)
-    network = costs.describe(model)
-    sample = slice(0, min(cfg.data.batch_size, 128))  # ops scale with images: one batch, at most 128, tells
-    train_ops, uncounted = costs.training_ops_per_image(
-        model, optimizer, loss_fn, (normalize(data.train.images[sample].to(device)), data.train.labels[sample]))
-    uncounted = sorted(set(network.uncounted) | set(uncounted))
-    if uncounted:
-        log.warning("no operation count rule for %s: counted as 0 (please report it)", ", ".join(uncounted))
-    record.write_network(costs.table_rows(network), heading=f"# {record.fields['choices'].get('model')}: "
-                         f"{params:,} parameters, one 3x32x32 image, eval mode")
-    log.info("forward pass of one image: %s operations (%s adds, %s muls, %s max, %s other); training: %s per image",
-             *(f"{v:,}" for v in (network.totals.total, network.totals.adds, network.totals.muls, network.totals.max,
-                                  network.totals.other, train_ops.total)))
     settings = Settings(
         epochs=cfg.trainer.epochs, batch_size=cfg.data.batch_size, test_batch_size=cfg.data.test_batch_size,
         seed=seed, drop_last=cfg.trainer.drop_last, autocast_dtype=pick_autocast(cfg.trainer.amp, device),

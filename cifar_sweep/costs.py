@@ -445,9 +445,10 @@ def training_ops_per_image(model: nn.Module, optimizer: torch.optim.Optimizer, l
         loss_fn(twin(images), labels).backward()
         twin_optimizer.step()
 
-    step()
-    with OpCounter(keep_free_rows=False) as counter:
+    with torch.random.fork_rng(devices=[]):  # dropout in the copy must not move the training's random stream
         step()
+        with OpCounter(keep_free_rows=False) as counter:
+            step()
     return counter.report.totals.scaled(1 / len(labels)), sorted(set(counter.report.uncounted))
 
 
