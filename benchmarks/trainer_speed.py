@@ -42,14 +42,15 @@ sys.path.insert(0, str(REPO))
 from cifar_sweep.app import configure_backends, pick_autocast, pick_channels_last, pick_device  # noqa: E402
 from cifar_sweep.budget import count_params  # noqa: E402
 from cifar_sweep.data import load_cifar10  # noqa: E402
-from cifar_sweep.models import ResNet, TutorialNet  # noqa: E402
+from cifar_sweep.models import ConvNet, TutorialNet  # noqa: E402
 from cifar_sweep.train import DeviceSplit, Normalize, Settings, autocast, train_one_epoch  # noqa: E402
 
 MEAN = STD = (0.5, 0.5, 0.5)
 NETWORKS = {
     # name: (builder, batch size, images per measurement on the CPU)
     "tutorial": (lambda: TutorialNet(), 20, 12_000),
-    "resnet_250k": (lambda: ResNet(widths=(16, 32, 60), blocks=(3, 3, 3)), 128, 2_560),
+    "resnet_250k": (lambda: ConvNet(stem=16, widths=(16, 32, 60), blocks=3, block="residual", downsample="stride"),
+                    128, 2_560),  # conf/model/resnet.yaml
 }
 
 

@@ -23,7 +23,7 @@ from hydra.utils import instantiate, to_absolute_path
 from omegaconf import DictConfig, OmegaConf
 
 from . import costs
-from .budget import count_params
+from .budget import count_config_params, count_params
 from .data import CIFAR10, load_cifar10
 from .errors import ConfigError, RunFailed, find_user_error
 from .records import RunRecord
@@ -103,8 +103,18 @@ def _measure_costs(model, optimizer, loss_fn, data: CIFAR10, data_cfg: DictConfi
     return network, train_ops, uncounted
 
 
+def _check_budget(params: int, limit: int | None) -> None:
+    if limit is not None and params > limit:
+        raise ConfigError(f"the model has {params:,} parameters, over budget.max_params={limit:,}: choose smaller "
+                          f"widths or depth, or lift the limit with budget.max_params=null")
+
+
 def _train(cfg: DictConfig, record: RunRecord) -> float:
     _check_config(cfg)
+    # Counted on the meta device (no weights made) before any data is read: a bad model fails in a second.
+    params = count_config_params(cfg.model)
+    record.update(params=params)
+    _check_budget(params, cfg.budget.max_params)
     objective = cfg.objective
     device = pick_device(cfg.trainer.device)
     configure_backends(device)

@@ -19,6 +19,7 @@ has one product per gradient it feeds, and sums of n terms cost n-1 additions.
 from __future__ import annotations
 
 import copy
+import inspect
 import math
 from dataclasses import asdict, dataclass, field
 from typing import Any, Callable, Iterable
@@ -123,6 +124,11 @@ _ELEMENTWISE = {
     "addcmul": dict(adds=1, muls=2), "addcdiv": dict(adds=1, muls=1, other=1),
     "lerp": dict(adds=2, muls=1), "clamp_min": dict(max=1), "clamp_max": dict(max=1), "clamp": dict(max=2),
     "maximum": dict(max=1), "minimum": dict(max=1), "sign": dict(max=1), "abs": dict(max=1),
+    # comparisons count as a max each, as ReLU's does; logical operations on their results are free
+    "eq": dict(max=1), "ne": dict(max=1), "lt": dict(max=1), "le": dict(max=1), "gt": dict(max=1),
+    "ge": dict(max=1), "bitwise_not": dict(), "logical_not": dict(), "bitwise_and": dict(),
+    "logical_and": dict(),
+    "bernoulli": dict(other=1),  # a random draw per element: dropout's mask in training
 }
 
 # Operators that move or reshape data, or allocate it: no arithmetic.
@@ -133,7 +139,7 @@ _FREE = {
     "empty_like", "new_zeros", "new_empty", "new_ones", "full", "full_like", "fill", "zero", "lift_fresh",
     "scalar_tensor", "dropout", "feature_dropout", "alpha_dropout", "detach_", "as_strided", "_reshape_alias",
     "empty_strided", "resize", "set_", "_local_scalar_dense", "item", "masked_fill", "where", "nll_loss_backward",
-    "identity", "_foreach_zero", "constant_pad_nd", "arange",
+    "identity", "_foreach_zero", "constant_pad_nd", "arange", "scatter", "gather", "index_select",
 }
 
 
@@ -163,6 +169,8 @@ def _cost(name: str, args: tuple, kwargs: dict, out: Any) -> OpCount | None:
         return OpCount(adds=first.numel() - out_t.numel())
     if name in ("amax", "max", "amin", "min", "argmax", "argmin") and isinstance(first, torch.Tensor):
         return OpCount(max=first.numel() - out_t.numel())
+    if name == "aminmax":
+        return OpCount(max=2 * (first.numel() - out_t.numel()))
     if name == "batch_norm":
         return _batch_norm(first, training=bool(args[5]))
     if name == "_native_batch_norm_legit_no_training":
@@ -437,7 +445,8 @@ def training_ops_per_image(model: nn.Module, optimizer: torch.optim.Optimizer, l
     counted step is a typical one, not the first.
     """
     twin = copy.deepcopy(model).to("cpu", memory_format=torch.contiguous_format).train()
-    twin_optimizer = type(optimizer)(twin.parameters(), **optimizer.defaults)
+    accepted = inspect.signature(type(optimizer)).parameters  # `defaults` can hold more than __init__ takes
+    twin_optimizer = type(optimizer)(twin.parameters(), **{k: v for k, v in optimizer.defaults.items() if k in accepted})
     images, labels = batch[0].detach().to("cpu").float().contiguous(), batch[1].detach().to("cpu")
 
     def step():

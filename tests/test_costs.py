@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from cifar_sweep.costs import OpCount, describe, training_ops_per_image
-from cifar_sweep.models import ResNet, TutorialNet
+from cifar_sweep.models import ConvNet, TutorialNet
 
 
 def counts(model, shape):
@@ -133,7 +133,7 @@ def test_concatenation_is_free_and_a_module_called_twice_appears_twice():
 
 
 def test_resnet_counts_every_block():
-    report = counts(ResNet([4, 8], [1, 1]), (3, 32, 32))
+    report = counts(ConvNet(stem=4, widths=[4, 8], blocks=1, block="residual", downsample="stride"), (3, 32, 32))
     assert sum(row.fn == "add" for row in report.rows) == 2  # one residual addition per block
     assert sum(row.fn == "conv2d" for row in report.rows) == 6  # stem, 2 per block, one projection
     first = report.rows[0]

@@ -8,7 +8,7 @@ from omegaconf import OmegaConf
 
 from cifar_sweep.budget import count_config_params, count_params
 from cifar_sweep.errors import ConfigError
-from cifar_sweep.models import TutorialNet
+from cifar_sweep.models import ConvNet, TutorialNet
 
 
 def tutorial_params_by_hand(c1, c2, f1, f2, classes=10):
@@ -52,6 +52,11 @@ def test_bad_widths_name_the_key(bad):
         TutorialNet(**bad)
 
 
+def resnet(widths, blocks):
+    """conf/model/resnet.yaml, built directly."""
+    return ConvNet(stem=widths[0], widths=widths, blocks=blocks, block="residual", downsample="stride")
+
+
 def resnet_params_by_hand(widths, blocks, classes=10):
     def conv_bn(cin, cout, k):
         return cin * cout * k * k + 2 * cout  # bias-free conv, then BN's weight and bias
@@ -69,15 +74,11 @@ def resnet_params_by_hand(widths, blocks, classes=10):
 
 @pytest.mark.parametrize("widths, blocks", [((16, 32, 64), (3, 3, 3)), ((16, 32, 60), (3, 3, 3)), ((8, 8), (1, 2))])
 def test_resnet_parameter_counts(widths, blocks):
-    from cifar_sweep.models import ResNet
-
-    model = ResNet(widths, blocks)
+    model = resnet(widths, blocks)
     assert count_params(model) == resnet_params_by_hand(widths, blocks)
     assert model(torch.zeros(2, 3, 32, 32)).shape == (2, 10)
 
 
 def test_resnet_rejects_mismatched_stages():
-    from cifar_sweep.models import ResNet
-
-    with pytest.raises(ConfigError, match="model.widths"):
-        ResNet([16, 32], [3, 3, 3])
+    with pytest.raises(ConfigError, match="model.blocks has 3 entries for 2 stages"):
+        resnet([16, 32], [3, 3, 3])

@@ -1,6 +1,6 @@
 """The networks the project builds. Each is an nn.Module built by Hydra's `instantiate` from conf/model/."""
 
-from .resnet import ResNet
+from .convnet import ConvNet
 from .tutorial import TutorialNet
 
-__all__ = ["ResNet", "TutorialNet"]
+__all__ = ["ConvNet", "TutorialNet"]

@@ -9,6 +9,8 @@ At the tutorial's widths (6, 16, 120, 84) it has 62,006 parameters.
 
 from __future__ import annotations
 
+from typing import Callable
+
 import torch
 from torch import nn
 
@@ -16,7 +18,8 @@ from ..errors import ConfigError
 
 
 class TutorialNet(nn.Module):
-    def __init__(self, c1: int = 6, c2: int = 16, f1: int = 120, f2: int = 84, num_classes: int = 10):
+    def __init__(self, c1: int = 6, c2: int = 16, f1: int = 120, f2: int = 84, num_classes: int = 10,
+                 activation: Callable[[], nn.Module] | None = None):
         super().__init__()
         for name, width in (("c1", c1), ("c2", c2), ("f1", f1), ("f2", f2), ("num_classes", num_classes)):
             if not isinstance(width, int) or width <= 0:
@@ -27,7 +30,9 @@ class TutorialNet(nn.Module):
         self.fc1 = nn.Linear(c2 * 5 * 5, f1)
         self.fc2 = nn.Linear(f1, f2)
         self.fc3 = nn.Linear(f2, num_classes)
-        self.relu = nn.ReLU()
+        # One activation module, called after each layer, as the tutorial's F.relu is (the name stays `relu`
+        # whatever the activation group chose, so that the layer table keeps the tutorial's names).
+        self.relu = (activation or nn.ReLU)()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.pool(self.relu(self.conv1(x)))

@@ -1,0 +1,216 @@
+"""A convolutional network described in YAML: stages of blocks, then a head of fully connected layers.
+
+    [stem conv] -> stage 1 -> down -> stage 2 -> down ... -> global average pool | flatten -> fc ... -> classes
+
+A stage is `blocks[i]` blocks of width `widths[i]`; `block` (one name, or one per stage) is
+    conv       one k x k convolution (`kernel`, `padding`: same | valid)
+    stack3x3   `convs_per_block` 3x3 convolutions: two of them see what one 5x5 sees, with fewer weights
+    residual   two 3x3 convolutions plus a shortcut (a 1x1 projection where the shape changes), He et al. 2016
+    inception  four parallel branches concatenated (1x1; 1x1-3x3; 1x1-3x3-3x3; 3x3 max-pool-1x1), Szegedy et al. 2015
+Every convolution is followed by batch norm (when `batch_norm`) and the activation. After each
+stage comes `downsample` (one name, or one per stage; a single name skips the last stage):
+max or avg (2x2 pooling), stride (the next stage's first convolution strides by 2) or none;
+then dropout (`dropout`, when > 0).
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Sequence
+
+import torch
+from torch import nn
+
+from ..errors import ConfigError
+
+BLOCKS = ("conv", "stack3x3", "residual", "inception")
+DOWNSAMPLES = ("max", "avg", "stride", "none")
+HEADS = ("gap", "flatten")
+
+Activation = Callable[[], nn.Module]
+
+
+def conv_unit(in_channels: int, out_channels: int, kernel: int, stride: int, padding: int, batch_norm: bool,
+              activation: Activation | None) -> nn.Sequential:
+    """conv -> [batch norm] -> [activation]; the conv has a bias only when no batch norm follows it."""
+    layers: list[nn.Module] = [nn.Conv2d(in_channels, out_channels, kernel, stride=stride, padding=padding,
+                                         bias=not batch_norm)]
+    if batch_norm:
+        layers.append(nn.BatchNorm2d(out_channels))
+    if activation is not None:
+        layers.append(activation())
+    return nn.Sequential(*layers)
+
+
+class ResidualBlock(nn.Module):
+    def __init__(self, in_channels: int, out_channels: int, stride: int, batch_norm: bool, activation: Activation):
+        super().__init__()
+        self.body = nn.Sequential(conv_unit(in_channels, out_channels, 3, stride, 1, batch_norm, activation),
+                                  conv_unit(out_channels, out_channels, 3, 1, 1, batch_norm, None))
+        self.shortcut: nn.Module = nn.Identity()
+        if stride != 1 or in_channels != out_channels:
+            self.shortcut = conv_unit(in_channels, out_channels, 1, stride, 0, batch_norm, None)
+        self.activation = activation()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.activation(self.body(x) + self.shortcut(x))
+
+
+class InceptionBlock(nn.Module):
+    """Four branches of about out/4 channels each, concatenated: several receptive fields side by side."""
+
+    def __init__(self, in_channels: int, out_channels: int, stride: int, batch_norm: bool, activation: Activation):
+        super().__init__()
+        if out_channels < 4:
+            raise ConfigError(f"an inception block needs a width >= 4 (one channel per branch), got {out_channels}")
+        quarter = out_channels // 4
+        widths = [out_channels - 3 * quarter, quarter, quarter, quarter]
+
+        def unit(cin, cout, kernel, s=1):
+            return conv_unit(cin, cout, kernel, s, kernel // 2, batch_norm, activation)
+
+        self.branches = nn.ModuleList([
+            unit(in_channels, widths[0], 1, stride),
+            nn.Sequential(unit(in_channels, widths[1], 1), unit(widths[1], widths[1], 3, stride)),
+            nn.Sequential(unit(in_channels, widths[2], 1), unit(widths[2], widths[2], 3),
+                          unit(widths[2], widths[2], 3, stride)),
+            nn.Sequential(nn.MaxPool2d(3, stride=stride, padding=1), unit(in_channels, widths[3], 1)),
+        ])
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.cat([branch(x) for branch in self.branches], dim=1)
+
+
+class ConvNet(nn.Module):
+    def __init__(self, widths: Sequence[int] = (32, 64, 128), blocks: Sequence[int] | int = 1,
+                 block: str | Sequence[str] = "conv", kernel: int = 3, padding: str = "same",
+                 convs_per_block: int = 2, batch_norm: bool = True, downsample: str | Sequence[str] = "max",
+                 dropout: float = 0.0, stem: int | None = None, head: str = "gap", fc: Sequence[int] = (),
+                 fc_dropout: float = 0.0, activation: Activation | None = None, num_classes: int = 10,
+                 input_size: int = 32):
+        super().__init__()
+        activation = activation or nn.ReLU
+        widths = _positive_list("widths", widths)
+        stages = len(widths)
+        blocks = _per_stage("blocks", blocks, stages)
+        block_kinds = _per_stage("block", block, stages)
+        downsamples = _per_stage("downsample", downsample, stages, single_skips_last=True, default="none")
+        _positive_list("blocks", blocks)
+        fc = _positive_list("fc", fc, allow_empty=True)
+        for kind in block_kinds:
+            _choice("block", kind, BLOCKS)
+        for kind in downsamples:
+            _choice("downsample", kind, DOWNSAMPLES)
+        _choice("head", head, HEADS)
+        _choice("padding", padding, ("same", "valid"))
+        for key, value in (("dropout", dropout), ("fc_dropout", fc_dropout)):
+            if not 0 <= value < 1:
+                raise ConfigError(f"model.{key}={value} must be in [0, 1)")
+        if not isinstance(kernel, int) or kernel < 1 or kernel % 2 == 0:
+            raise ConfigError(f"model.kernel={kernel} must be an odd whole number >= 1")
+
+        layers: list[nn.Module] = []
+        channels, size = 3, input_size
+        if stem:
+            layers.append(conv_unit(3, stem, 3, 1, 1, batch_norm, activation))
+            channels = stem
+        stride_next = 1
+        for index, (width, count, kind, down) in enumerate(zip(widths, blocks, block_kinds, downsamples)):
+            stage: list[nn.Module] = []
+            for position in range(count):
+                stride = stride_next if position == 0 else 1
+                stage.append(self._block(kind, channels, width, stride, kernel, padding, convs_per_block,
+                                         batch_norm, activation))
+                size = _block_output_size(size, kind, stride, kernel, padding, convs_per_block, index)
+                channels = width
+            stride_next = 1
+            if down in ("max", "avg"):
+                stage.append(nn.MaxPool2d(2) if down == "max" else nn.AvgPool2d(2))
+                size = _halve(size, index)
+            elif down == "stride":
+                stride_next = 2
+            if dropout:
+                stage.append(nn.Dropout(dropout))
+            layers.append(nn.Sequential(*stage))
+        self.features = nn.Sequential(*layers)
+
+        head_layers: list[nn.Module] = [nn.AdaptiveAvgPool2d(1) if head == "gap" else nn.Identity(), nn.Flatten()]
+        features = channels if head == "gap" else channels * size * size
+        for units in fc:
+            head_layers += [nn.Linear(features, units), activation()]
+            if fc_dropout:
+                head_layers.append(nn.Dropout(fc_dropout))
+            features = units
+        head_layers.append(nn.Linear(features, num_classes))
+        self.head = nn.Sequential(*head_layers)
+
+    @staticmethod
+    def _block(kind, cin, cout, stride, kernel, padding, convs_per_block, batch_norm, activation) -> nn.Module:
+        if kind == "conv":
+            return conv_unit(cin, cout, kernel, stride, kernel // 2 if padding == "same" else 0, batch_norm,
+                             activation)
+        if kind == "stack3x3":
+            pad = 1 if padding == "same" else 0
+            return nn.Sequential(*(conv_unit(cin if i == 0 else cout, cout, 3, stride if i == 0 else 1, pad,
+                                             batch_norm, activation) for i in range(convs_per_block)))
+        if kind == "residual":
+            return ResidualBlock(cin, cout, stride, batch_norm, activation)
+        return InceptionBlock(cin, cout, stride, batch_norm, activation)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(x))
+
+
+# ------------------------------------------------------------------ validation: one line naming the key
+
+def _positive_list(key: str, values, allow_empty: bool = False) -> list[int]:
+    values = list(values) if isinstance(values, (list, tuple)) or hasattr(values, "__iter__") else [values]
+    if (not values and not allow_empty) or any(isinstance(v, bool) or not isinstance(v, int) or v <= 0
+                                               for v in values):
+        raise ConfigError(f"model.{key}={values} must be a list of whole numbers > 0")
+    return values
+
+
+def _per_stage(key: str, value, stages: int, single_skips_last: bool = False, default=None) -> list:
+    if isinstance(value, (str, int)):
+        values = [value] * stages
+        if single_skips_last and stages:
+            values[-1] = default
+        return values
+    values = list(value)
+    if len(values) != stages:
+        raise ConfigError(f"model.{key} has {len(values)} entries for {stages} stages (model.widths): "
+                          f"give one per stage, or a single value")
+    return values
+
+
+def _choice(key: str, value, options) -> None:
+    if value not in options:
+        raise ConfigError(f"model.{key}={value} is unknown: choose one of {', '.join(options)}")
+
+
+def _conv_output_size(size: int, kernel: int, stride: int, padding: int) -> int:
+    return (size + 2 * padding - kernel) // stride + 1
+
+
+def _block_output_size(size: int, kind: str, stride: int, kernel: int, padding: str, convs: int, stage: int) -> int:
+    """The side of the feature map after one block; an impossible architecture fails here, before training."""
+    if kind == "conv":
+        size = _conv_output_size(size, kernel, stride, kernel // 2 if padding == "same" else 0)
+    elif kind == "stack3x3":
+        pad = 1 if padding == "same" else 0
+        size = _conv_output_size(size, 3, stride, pad)
+        for _ in range(convs - 1):
+            size = _conv_output_size(size, 3, 1, pad)
+    else:  # residual and inception blocks keep the size, but for their stride
+        size = _conv_output_size(size, 3, stride, 1)
+    if size < 1:
+        raise ConfigError(f"model: stage {stage + 1} shrinks the image below 1x1 (valid padding or too many "
+                          f"downsamplings): use model.padding=same, fewer stages or model.downsample=none")
+    return size
+
+
+def _halve(size: int, stage: int) -> int:
+    if size < 2:
+        raise ConfigError(f"model: the pooling after stage {stage + 1} would shrink a {size}x{size} map below 1x1: "
+                          f"use fewer stages or model.downsample=none for the last ones")
+    return size // 2

@@ -1,0 +1,139 @@
+"""Every option of every config group composes, builds and trains a step; presets have the counts by hand."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from hydra import compose, initialize_config_dir
+from hydra.utils import instantiate
+
+from cifar_sweep.app import CONFIG_DIR
+from cifar_sweep.budget import count_config_params, count_params
+from cifar_sweep.errors import ConfigError
+
+from .test_app import cifar_sweep, data_archive  # noqa: F401 - the fixture is shared
+from .test_models import resnet_params_by_hand, tutorial_params_by_hand
+
+
+def options(group: str) -> list[str]:
+    return sorted(p.stem for p in (Path(CONFIG_DIR) / group).glob("*.yaml"))
+
+
+def composed(*overrides: str):
+    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+        return compose(config_name="config", overrides=list(overrides))
+
+
+def one_step(cfg) -> float:
+    """Build everything the config names, then one forward, backward and optimizer step on 8 images."""
+    torch.manual_seed(0)
+    model = instantiate(cfg.model)
+    optimizer = instantiate(cfg.optimizer)(model.parameters())
+    loss = instantiate(cfg.loss)(model(torch.randn(8, 3, 32, 32)), torch.arange(8) % 10)
+    loss.backward()
+    optimizer.step()
+    assert all(p.grad is not None for p in model.parameters())
+    return loss.item()
+
+
+@pytest.mark.parametrize("model", options("model"))
+def test_every_model_preset_builds_and_trains(model):
+    cfg = composed(f"model={model}")
+    assert torch.isfinite(torch.tensor(one_step(cfg)))
+    assert count_config_params(cfg.model) == count_params(instantiate(cfg.model))
+
+
+@pytest.mark.parametrize("group", ["activation", "loss", "optimizer"])
+def test_every_option_of_the_training_groups(group):
+    for option in options(group):
+        cfg = composed(f"{group}={option}", "model=convnet", "model.widths=[8,16]")
+        assert torch.isfinite(torch.tensor(one_step(cfg))), f"{group}={option}"
+
+
+def test_every_augmentation_option():
+    from cifar_sweep.augment import BatchAugment
+
+    for option in options("augmentation"):
+        augment = instantiate(composed(f"augmentation={option}").augmentation)(seed=0, device="cpu")
+        assert isinstance(augment, BatchAugment)
+        assert augment.active == (option != "none")
+
+
+def test_parameter_counts_of_presets_by_hand():
+    tutorial_3x3 = (3 * 9 * 6 + 6) + (6 * 9 * 6 + 6) + (6 * 9 * 16 + 16) + (16 * 9 * 16 + 16) \
+        + (400 * 120 + 120) + (120 * 84 + 84) + (84 * 10 + 10)
+    assert count_config_params(composed("model=tutorial_3x3").model) == tutorial_3x3 == 62_832
+    assert count_config_params(composed("model=tutorial_wide").model) == tutorial_params_by_hand(16, 32, 192, 96)
+    assert count_config_params(composed("model=resnet").model) == resnet_params_by_hand((16, 32, 60), (3, 3, 3))
+    assert count_config_params(composed("model=resnet", "model.widths=[16,32,64]").model) == 272_474
+    vgg = sum(cin * cout * 9 + 2 * cout for cin, cout in ((3, 32), (32, 32), (32, 64), (64, 64), (64, 96), (96, 96)))
+    assert count_config_params(composed("model=vgg").model) == vgg + 96 * 10 + 10
+
+
+def test_depth_and_width_are_overrides():
+    cfg = composed("model=convnet", "model.widths=[8,16,32,64]", "model.blocks=[1,2,2,1]", "model.block=residual")
+    model = instantiate(cfg.model)
+    assert len(model.features) == 4 and model(torch.zeros(1, 3, 32, 32)).shape == (1, 10)
+    # the tutorial's 5x5 convolutions against two 3x3 each: same output shapes, fewer weights per layer
+    five = instantiate(composed("model=tutorial").model)
+    three = instantiate(composed("model=tutorial_3x3").model)
+    assert five(torch.zeros(1, 3, 32, 32)).shape == three(torch.zeros(1, 3, 32, 32)).shape
+
+
+@pytest.mark.parametrize("overrides, key", [
+    (["model=convnet", "model.widths=[32,0]"], "model.widths"),
+    (["model=convnet", "model.block=dense"], "model.block=dense is unknown"),
+    (["model=convnet", "model.widths=[8,8,8,8,8,8,8]"], "below 1x1"),
+    (["model=tutorial_3x3", "model.convs_per_block=9"], "below 1x1"),
+    (["model=convnet", "model.dropout=1.5"], "model.dropout"),
+    (["model=convnet", "model.blocks=[1,2]", "model.widths=[8,8,8]"], "model.blocks has 2 entries"),
+])
+def test_impossible_architectures_name_the_key(overrides, key):
+    with pytest.raises(Exception) as caught:
+        instantiate(composed(*overrides).model)
+    error = caught.value
+    while not isinstance(error, ConfigError) and error.__cause__ is not None:
+        error = error.__cause__
+    assert isinstance(error, ConfigError) and key in str(error) and "\n" not in str(error)
+
+
+def test_over_budget_run_stops_at_once_and_says_how_to_lift_it(tmp_path, app_env, data_archive):  # noqa: F811
+    done = cifar_sweep(f"data.root={tmp_path / 'absent'}", "model=resnet", "model.widths=[16,32,64]",
+                       f"hydra.run.dir={tmp_path / 'run'}", env=app_env, cwd=tmp_path)
+    assert done.returncode == 1
+    assert done.stderr.strip() == ("cifar-sweep: error: the model has 272,474 parameters, over "
+                                   "budget.max_params=250,000: choose smaller widths or depth, or lift the limit "
+                                   "with budget.max_params=null")  # checked before the (absent) data is read
+    result = json.loads((tmp_path / "run" / "result.json").read_text())
+    assert result["status"] == "failed" and result["params"] == 272_474
+    lifted = cifar_sweep(f"data.root={data_archive}", "model=resnet", "model.widths=[16,32,64]",
+                         "budget.max_params=null", "trainer.epochs=0", f"hydra.run.dir={tmp_path / 'lifted'}",
+                         env=app_env, cwd=tmp_path)
+    assert lifted.returncode == 0, lifted.stderr
+
+
+@pytest.mark.parametrize("override, expected", [
+    ("model=nope", "Could not find 'model/nope'"),
+    ("model.c1=wide", "model.c1=wide must be a whole number"),
+    ("model.nonsense=3", "nonsense"),
+])
+def test_unknown_options_and_wrong_types_are_rejected(tmp_path, app_env, override, expected):
+    done = cifar_sweep(override, f"data.root={tmp_path}", f"hydra.run.dir={tmp_path / 'run'}", env=app_env,
+                       cwd=tmp_path)
+    assert done.returncode != 0 and expected in done.stderr and "Traceback" not in done.stderr
+
+
+def test_multirun_across_groups(tmp_path, app_env, data_archive):  # noqa: F811
+    sweep = tmp_path / "sweep"
+    done = cifar_sweep("-m", f"data.root={data_archive}", "data.train_size=60", "data.test_size=20",
+                       "trainer.epochs=1", "trainer.progress_interval_s=0", "model=tutorial,tutorial_3x3",
+                       "activation=relu,gelu", "optimizer=sgd,adam", "loss=cross_entropy",
+                       "augmentation=flip_crop", f"hydra.sweep.dir={sweep}", env=app_env, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-2000:]
+    results = [json.loads(p.read_text()) for p in sweep.glob("*/result.json")]
+    assert len(results) == 8 and all(r["status"] == "completed" for r in results)
+    combos = {(r["choices"]["model"], r["choices"]["activation"], r["choices"]["optimizer"]) for r in results}
+    assert len(combos) == 8
