@@ -80,6 +80,24 @@ def _check_config(cfg: DictConfig) -> None:
             raise ConfigError(f"data.{key}={cfg.data[key]} must be a whole number > 0")
     if not isinstance(cfg.trainer.epochs, int) or cfg.trainer.epochs < 0:
         raise ConfigError(f"trainer.epochs={cfg.trainer.epochs} must be a whole number >= 0")
+    parse_duration(cfg.trainer.time_budget)
+
+
+def parse_duration(value) -> float | None:
+    """`1h`, `15m`, `90s`, `2.5h` or a number of seconds -> seconds; null -> None."""
+    if value is None:
+        return None
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0:
+        return float(value)
+    units = {"h": 3600.0, "m": 60.0, "s": 1.0}
+    text = str(value).strip().lower()
+    try:
+        seconds = float(text[:-1]) * units[text[-1]] if text and text[-1] in units else float(text)
+    except ValueError:
+        seconds = -1.0
+    if seconds <= 0:
+        raise ConfigError(f"trainer.time_budget={value} is not a duration: write e.g. 1h, 15m, 90s or 3600")
+    return seconds
 
 
 def _measure_costs(model, optimizer, loss_fn, data: CIFAR10, data_cfg: DictConfig, record: RunRecord,
@@ -142,10 +160,15 @@ def _train(cfg: DictConfig, record: RunRecord) -> float:
         epochs=cfg.trainer.epochs, batch_size=cfg.data.batch_size, test_batch_size=cfg.data.test_batch_size,
         seed=seed, drop_last=cfg.trainer.drop_last, autocast_dtype=pick_autocast(cfg.trainer.amp, device),
         progress_interval_s=cfg.trainer.progress_interval_s, num_classes=len(data.classes),
-        eval_ops_per_image=network.totals, train_ops_per_image=train_ops)
+        eval_ops_per_image=network.totals, train_ops_per_image=train_ops,
+        time_budget_s=parse_duration(cfg.trainer.time_budget), max_epochs=cfg.trainer.max_epochs,
+        plateau_patience=cfg.trainer.plateau_patience if cfg.trainer.stop_on_plateau else None,
+        plateau_min_delta=cfg.trainer.plateau_min_delta)
+    schedule = instantiate(cfg.schedule)
     trained = torch.compile(model) if cfg.trainer.compile else model  # shares the parameters with `model`
 
     record.update(params=params, seed=seed, objective=objective, epochs_planned=cfg.trainer.epochs,
+                  time_budget_s=settings.time_budget_s,
                   data=data.describe(), hardware=describe_hardware(device),
                   speed={"channels_last": channels_last, "autocast": str(settings.autocast_dtype),
                          "compile": bool(cfg.trainer.compile)},
@@ -155,7 +178,7 @@ def _train(cfg: DictConfig, record: RunRecord) -> float:
 
     def on_evaluation(result: FitResult) -> None:
         history = [entry.as_dict() for entry in result.history]
-        record.update(**summarise(result, data.classes), history=history)
+        record.update(**summarise(result, data.classes), epochs_planned=result.epochs_planned, history=history)
         record.write_metrics(history)
 
     to_device = lambda split: DeviceSplit(split.images.to(device), split.labels.to(device))  # noqa: E731
@@ -164,11 +187,12 @@ def _train(cfg: DictConfig, record: RunRecord) -> float:
         val=to_device(data.val) if data.val is not None else None,
         optimizer=optimizer, loss_fn=loss_fn, settings=settings,
         normalize=normalize,
-        augment=augment if augment.active else None, on_evaluation=on_evaluation)
+        augment=augment if augment.active else None, schedule=schedule, on_evaluation=on_evaluation)
 
     log.info("per-class test accuracy:\n%s", format_per_class(result.final_test, data.classes))
     value = record.fields[objective]
-    record.update(status="completed", objective_value=value)
+    record.update(status="diverged" if result.diverged else "completed", objective_value=value,
+                  stopped_early=result.stopped)
     record.write_plot([entry.as_dict() for entry in result.history],
                       title=f"{record.fields['choices'].get('model')}: {params:,} parameters, "
                             f"final test accuracy {value:.2%}")

@@ -22,6 +22,7 @@ from torch import nn
 from .augment import BatchAugment
 from .costs import KINDS, OpCount
 from .progress import Progress
+from .schedules import Plan, Schedule
 
 log = logging.getLogger("cifar_sweep")
 
@@ -82,6 +83,14 @@ class Settings:
     # Operations per image (cifar_sweep.costs), to report each pass's operations and operations/s.
     eval_ops_per_image: OpCount | None = None
     train_ops_per_image: OpCount | None = None
+    # With a time budget, the first epoch is timed and the number of epochs fixed to what fits (the
+    # schedule rescaled to it); training also stops before an epoch that would overrun the budget.
+    time_budget_s: float | None = None
+    max_epochs: int | None = None  # under a time budget: at most this many epochs, however many fit
+    # "Until the loss stops decreasing": stop after this many epochs without a relative improvement of
+    # the training loss by plateau_min_delta; None: never.
+    plateau_patience: int | None = None
+    plateau_min_delta: float = 0.01
 
 
 def autocast(device: torch.device, dtype: torch.dtype | None):
@@ -158,17 +167,24 @@ class FitResult:
     final_test: Evaluation | None = None
     final_val: Evaluation | None = None
     train_time_s: float = 0.0
+    epochs_planned: int = 0  # after the first epoch under a time budget: the epochs that fit
+    stopped: str | None = None  # why training ended before epochs_planned, if it did
+    diverged: bool = False
 
 
 def fit(model: nn.Module, train: DeviceSplit, test: DeviceSplit, *, optimizer: torch.optim.Optimizer,
         loss_fn: nn.Module, normalize: Normalize, settings: Settings, val: DeviceSplit | None = None,
-        augment: BatchAugment | None = None,
+        augment: BatchAugment | None = None, schedule: Schedule | None = None,
         on_evaluation: Callable[[FitResult], None] = lambda result: None) -> FitResult:
-    """Train for `settings.epochs`, evaluating before the first epoch and after each one.
-
-    `on_evaluation` sees the result after every evaluation (the run record is written there).
+    """Train for `settings.epochs` (or what fits the time budget), evaluating before the first epoch and
+    after each one. `on_evaluation` sees the result after every evaluation (the run record is written there).
     """
-    result = FitResult()
+    result = FitResult(epochs_planned=settings.epochs)
+    started_fit = time.perf_counter()
+    steps_per_epoch = len(train) // settings.batch_size if settings.drop_last else -(-len(train) // settings.batch_size)
+    plan = Plan(settings.epochs, max(steps_per_epoch, 1))
+    # No scheduler at all for a constant rate: LambdaLR's step costs time on every batch for nothing.
+    scheduler = schedule.scheduler(optimizer, plan) if schedule is not None and not schedule.is_constant else None
     order_generator = torch.Generator().manual_seed(settings.seed)  # the batch order, independent of the init
 
     def evaluate_on(split: DeviceSplit) -> Evaluation:
@@ -183,7 +199,7 @@ def fit(model: nn.Module, train: DeviceSplit, test: DeviceSplit, *, optimizer: t
         entry = EpochEntry(
             epoch=epoch, test_accuracy=test_eval.accuracy, test_error=test_eval.error_rate,
             train_loss=train.loss if train else None, train_error=1 - train.accuracy if train else None,
-            lr=optimizer.param_groups[0]["lr"], epoch_time_s=epoch_time_s, train_time_s=result.train_time_s,
+            lr=train.lr if train else optimizer.param_groups[0]["lr"], epoch_time_s=epoch_time_s, train_time_s=result.train_time_s,
             eval_time_s=eval_time_s, images_per_s=train.images / epoch_time_s if train and epoch_time_s > 0 else None,
             val_accuracy=val_eval.accuracy if val_eval is not None else None)
         evaluated = test_eval.total + (val_eval.total if val_eval is not None else 0)
@@ -197,15 +213,53 @@ def fit(model: nn.Module, train: DeviceSplit, test: DeviceSplit, *, optimizer: t
         on_evaluation(result)
 
     record(epoch=0, train=None, epoch_time_s=0.0)
-    for epoch in range(1, settings.epochs + 1):
+    epoch = 0
+    while epoch < plan.epochs:
+        epoch += 1
         started = time.perf_counter()
-        progress = Progress(f"epoch {epoch}/{settings.epochs}", len(train), "images", settings.progress_interval_s)
+        progress = Progress(f"epoch {epoch}/{plan.epochs}", len(train), "images", settings.progress_interval_s)
         trained = train_one_epoch(model, train, optimizer, loss_fn, normalize, settings, order_generator, augment,
-                                  progress)
+                                  progress, scheduler)
         epoch_time_s = time.perf_counter() - started
         result.train_time_s += epoch_time_s
         record(epoch, trained, epoch_time_s)
+        if not math.isfinite(trained.loss):
+            result.stopped, result.diverged = "the training loss is not finite", True
+            break
+        if settings.time_budget_s is not None:
+            elapsed = time.perf_counter() - started_fit
+            if epoch == 1:
+                plan.epochs = epochs_that_fit(settings.time_budget_s, elapsed)
+                if settings.max_epochs:
+                    plan.epochs = min(plan.epochs, settings.max_epochs)
+                result.epochs_planned = plan.epochs
+                log.info("time budget %.0f s: the first epoch took %.1f s with its evaluations, so %d epochs fit; "
+                         "the schedule is scaled to them", settings.time_budget_s, elapsed, plan.epochs)
+            elif epoch < plan.epochs and elapsed + elapsed / epoch > settings.time_budget_s:
+                result.stopped = f"time budget: another epoch would end past {settings.time_budget_s:.0f} s"
+                break
+        if settings.plateau_patience and loss_has_plateaued(result.history, settings.plateau_patience,
+                                                            settings.plateau_min_delta):
+            result.stopped = (f"the training loss has not improved by {settings.plateau_min_delta:.0%} "
+                              f"for {settings.plateau_patience} epochs")
+            break
+    if result.stopped:
+        log.info("stopped after epoch %d: %s", epoch, result.stopped)
     return result
+
+
+def epochs_that_fit(budget_s: float, first_epoch_s: float) -> int:
+    """Whole epochs that fit the budget at the first epoch's pace (which includes its evaluations)."""
+    return max(1, int(budget_s // max(first_epoch_s, 1e-9)))
+
+
+def loss_has_plateaued(history: Sequence[EpochEntry], patience: int, min_delta: float) -> bool:
+    """True when none of the last `patience` epochs beat the best loss before them by `min_delta` (relative)."""
+    losses = [entry.train_loss for entry in history if entry.train_loss is not None]
+    if len(losses) <= patience:
+        return False
+    best_before = min(losses[:-patience])
+    return min(losses[-patience:]) > best_before * (1 - min_delta)
 
 
 @dataclass
@@ -213,11 +267,13 @@ class EpochTraining:
     loss: float  # mean training loss over the epoch
     accuracy: float  # on the training batches as they were seen (augmented, weights moving)
     images: int
+    lr: float  # at the epoch's first step (a per-step schedule moves it within the epoch)
 
 
 def train_one_epoch(model: nn.Module, train: DeviceSplit, optimizer: torch.optim.Optimizer, loss_fn: nn.Module,
                     normalize: Normalize, settings: Settings, generator: torch.Generator,
-                    augment: BatchAugment | None = None, progress: Progress | None = None) -> EpochTraining:
+                    augment: BatchAugment | None = None, progress: Progress | None = None,
+                    scheduler: torch.optim.lr_scheduler.LRScheduler | None = None) -> EpochTraining:
     """One pass over a fresh permutation.
 
     Nothing here waits for the device: loss and correct predictions are summed on the device and
@@ -228,6 +284,7 @@ def train_one_epoch(model: nn.Module, train: DeviceSplit, optimizer: torch.optim
     order = torch.randperm(len(train), generator=generator).to(device)
     loss_sum = torch.zeros((), device=device)
     correct = torch.zeros((), dtype=torch.int64, device=device)
+    first_lr = optimizer.param_groups[0]["lr"]
     seen = 0
     batch_size = settings.batch_size
     for start in range(0, len(train), batch_size):
@@ -248,12 +305,14 @@ def train_one_epoch(model: nn.Module, train: DeviceSplit, optimizer: torch.optim
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
+        if scheduler is not None:
+            scheduler.step()
         loss_sum.add_(loss.detach(), alpha=count)
         correct.add_((logits.detach().argmax(dim=1) == labels).sum())
         seen += count
         if progress is not None:
             progress.update(seen)
-    return EpochTraining(loss_sum.item() / max(seen, 1), correct.item() / max(seen, 1), seen)
+    return EpochTraining(loss_sum.item() / max(seen, 1), correct.item() / max(seen, 1), seen, first_lr)
 
 
 def _log_entry(entry: EpochEntry, epochs: int) -> None:

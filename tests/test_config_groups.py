@@ -137,3 +137,55 @@ def test_multirun_across_groups(tmp_path, app_env, data_archive):  # noqa: F811
     assert len(results) == 8 and all(r["status"] == "completed" for r in results)
     combos = {(r["choices"]["model"], r["choices"]["activation"], r["choices"]["optimizer"]) for r in results}
     assert len(combos) == 8
+
+
+@pytest.mark.parametrize("schedule", options("schedule"))
+def test_every_schedule_option_builds_a_scheduler(schedule):
+    from cifar_sweep.schedules import Plan
+
+    cfg = composed(f"schedule={schedule}")
+    model = torch.nn.Linear(2, 2)
+    optimizer = instantiate(cfg.optimizer)(model.parameters())
+    scheduler = instantiate(cfg.schedule).scheduler(optimizer, Plan(epochs=4, steps_per_epoch=3))
+    lrs = []
+    for _ in range(12):
+        lrs.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        scheduler.step()
+    assert all(lr > 0 for lr in lrs)
+    assert (len(set(lrs)) == 1) == (schedule == "constant")
+
+
+@pytest.mark.parametrize("experiment", options("experiment"))
+def test_every_experiment_is_a_ready_multirun(experiment):
+    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+        cfg = compose(config_name="config", overrides=[f"experiment={experiment}"], return_hydra_config=True)
+    params = cfg.hydra.sweeper.params
+    assert params and any("," in str(value) for value in params.values())
+    text = (Path(CONFIG_DIR) / "experiment" / f"{experiment}.yaml").read_text()
+    assert text.startswith("# @package _global_\n# ")  # and says in a comment what it compares
+
+
+def test_an_experiment_runs_as_a_multirun(tmp_path, app_env, data_archive):  # noqa: F811
+    sweep = tmp_path / "sweep"
+    done = cifar_sweep("-m", "experiment=depth_5x5_vs_3x3", f"data.root={data_archive}", "data.train_size=60",
+                       "data.test_size=20", "trainer.epochs=1", "trainer.progress_interval_s=0",
+                       f"hydra.sweep.dir={sweep}", env=app_env, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-2000:]
+    results = [json.loads(p.read_text()) for p in sweep.glob("*/result.json")]
+    assert sorted(r["choices"]["model"] for r in results) == ["tutorial", "tutorial_3x3"]
+    assert sorted(r["params"] for r in results) == [62_006, 62_832]
+
+
+def test_time_budget_is_recorded_and_bad_durations_are_rejected(tmp_path, app_env, data_archive):  # noqa: F811
+    run_dir = tmp_path / "run"
+    done = cifar_sweep(f"data.root={data_archive}", "data.train_size=60", "data.test_size=20",
+                       "trainer.time_budget=2h", "schedule=plateaus", "trainer.progress_interval_s=0",
+                       "trainer.max_epochs=3", f"hydra.run.dir={run_dir}", env=app_env, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-2000:]
+    result = json.loads((run_dir / "result.json").read_text())
+    assert result["time_budget_s"] == 7200.0
+    assert result["epochs"] == result["epochs_planned"] == 3  # thousands fit in 2 h; max_epochs caps them
+    bad = cifar_sweep(f"data.root={data_archive}", "trainer.time_budget=soon", f"hydra.run.dir={tmp_path / 'bad'}",
+                      env=app_env, cwd=tmp_path)
+    assert bad.returncode == 1 and "trainer.time_budget=soon is not a duration" in bad.stderr

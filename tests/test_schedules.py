@@ -1,0 +1,119 @@
+"""Learning-rate schedules, the time budget and stopping on a plateau, in the trainer."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from torch import nn
+
+from cifar_sweep.errors import ConfigError
+from cifar_sweep.models import TutorialNet
+from cifar_sweep.schedules import Constant, Cosine, OneCycle, Plan, Plateaus, Step
+from cifar_sweep.train import DeviceSplit, Normalize, Settings, epochs_that_fit, fit, loss_has_plateaued
+
+from . import synthetic
+
+
+def lrs_by_epoch(schedule, epochs=8, steps_per_epoch=5, base_lr=0.05):
+    model = nn.Linear(2, 2)
+    optimizer = torch.optim.SGD(model.parameters(), lr=base_lr)
+    scheduler = schedule.scheduler(optimizer, Plan(epochs, steps_per_epoch))
+    per_epoch = []
+    for _ in range(epochs):
+        per_epoch.append(optimizer.param_groups[0]["lr"])
+        for _ in range(steps_per_epoch):
+            optimizer.step()
+            scheduler.step()
+    return per_epoch
+
+
+def test_the_course_plateaus_over_half_a_quarter_and_a_quarter_of_the_epochs():
+    assert lrs_by_epoch(Plateaus(), epochs=8) == pytest.approx([0.01] * 4 + [0.001] * 2 + [0.0001] * 2)
+    assert lrs_by_epoch(Plateaus(), epochs=4) == pytest.approx([0.01, 0.01, 0.001, 0.0001])
+
+
+def test_step_cosine_onecycle_and_warmup():
+    assert lrs_by_epoch(Step(every=0.25, gamma=0.5), epochs=8) == pytest.approx(
+        [0.05, 0.05, 0.025, 0.025, 0.0125, 0.0125, 0.00625, 0.00625])
+    cosine = lrs_by_epoch(Cosine(), epochs=4)
+    assert cosine[0] == pytest.approx(0.05) and cosine[2] == pytest.approx(0.025)
+    assert all(a > b for a, b in zip(cosine, cosine[1:]))
+    cycle = lrs_by_epoch(OneCycle(peak=0.1, pct_start=0.25), epochs=8)
+    assert cycle[0] == pytest.approx(0.1 / 25) and max(cycle) == pytest.approx(0.1) and cycle.index(0.1) == 2
+    warm = lrs_by_epoch(Constant(warmup=0.5), epochs=4, steps_per_epoch=1)
+    assert warm == pytest.approx([0.05 * 1 / 2, 0.05, 0.05, 0.05])
+    assert Constant().is_constant and not Constant(warmup=0.1).is_constant
+
+
+def test_bad_schedules_name_the_key():
+    with pytest.raises(ConfigError, match="schedule.fractions"):
+        Plateaus(values=[0.1, 0.01], fractions=[0.5, 0.6])
+    with pytest.raises(ConfigError, match="schedule.warmup"):
+        Cosine(warmup=1.5)
+
+
+def test_epochs_that_fit_and_the_plateau_rule():
+    assert epochs_that_fit(3600, 100) == 36 and epochs_that_fit(60, 100) == 1
+    entry = lambda loss: type("E", (), {"train_loss": loss})()  # noqa: E731
+    falling = [entry(None), entry(2.0), entry(1.5), entry(1.2)]
+    flat = [entry(None), entry(2.0), entry(1.5), entry(1.499), entry(1.495)]
+    assert not loss_has_plateaued(falling, 2, 0.01) and loss_has_plateaued(flat, 2, 0.01)
+
+
+def run(settings, schedule=None):
+    torch.manual_seed(0)
+    train, test = synthetic.make_dataset(train_per_class=20, test_per_class=5)
+    model = TutorialNet()
+    return fit(model, DeviceSplit(*train), DeviceSplit(*test),
+               optimizer=torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9), loss_fn=nn.CrossEntropyLoss(),
+               normalize=Normalize([0.5] * 3, [0.5] * 3, torch.device("cpu")), settings=settings, schedule=schedule)
+
+
+def test_time_budget_fixes_the_epochs_after_the_first_and_scales_the_schedule(monkeypatch):
+    import cifar_sweep.train as train_module
+
+    calls = []
+
+    def four_fit(budget_s, first_epoch_s):
+        calls.append((budget_s, first_epoch_s))
+        return 4
+
+    monkeypatch.setattr(train_module, "epochs_that_fit", four_fit)
+    result = run(Settings(epochs=100, batch_size=50, seed=0, progress_interval_s=0, time_budget_s=3600.0),
+                 schedule=Plateaus())
+    assert len(calls) == 1 and calls[0][0] == 3600.0 and calls[0][1] > 0  # timed once, after epoch 1
+    assert result.epochs_planned == 4 and [entry.epoch for entry in result.history] == [0, 1, 2, 3, 4]
+    # the course's plateaus, over the 4 epochs that fit rather than the 100 configured
+    assert [entry.lr for entry in result.history[1:]] == pytest.approx([0.01, 0.01, 0.001, 0.0001])
+
+
+def test_max_epochs_caps_what_fits():
+    result = run(Settings(epochs=2, batch_size=50, seed=0, progress_interval_s=0, time_budget_s=3600.0, max_epochs=3))
+    assert result.epochs_planned == 3 and [entry.epoch for entry in result.history] == [0, 1, 2, 3]
+
+
+def test_a_tiny_time_budget_trains_one_epoch():
+    result = run(Settings(epochs=100, batch_size=50, seed=0, progress_interval_s=0, time_budget_s=1e-6))
+    assert result.epochs_planned == 1 and [entry.epoch for entry in result.history] == [0, 1]
+
+
+def test_stop_on_plateau_stops_a_run_whose_loss_is_flat():
+    settings = Settings(epochs=30, batch_size=50, seed=0, progress_interval_s=0, plateau_patience=2,
+                        plateau_min_delta=0.5)  # a 50% improvement every 2 epochs: soon not met
+    result = run(settings)
+    assert result.stopped is not None and "has not improved" in result.stopped
+    assert len(result.history) - 1 < 30
+
+
+def test_a_diverging_run_stops_and_says_so():
+    settings = Settings(epochs=5, batch_size=50, seed=0, progress_interval_s=0)
+    torch.manual_seed(0)
+    train, test = synthetic.make_dataset(train_per_class=20, test_per_class=5)
+    model = TutorialNet()
+    result = fit(model, DeviceSplit(*train), DeviceSplit(*test),
+                 optimizer=torch.optim.SGD(model.parameters(), lr=1e6), loss_fn=nn.CrossEntropyLoss(),
+                 normalize=Normalize([0.5] * 3, [0.5] * 3, torch.device("cpu")), settings=settings)
+    assert result.diverged and not math.isfinite(result.history[-1].train_loss)
+    assert len(result.history) - 1 < 5
