@@ -1,5 +1,5 @@
 """`python -m cifar_sweep` is the same as `cifar-sweep`."""
 
-from .app import main
+from .app import cli
 
-main()
+cli()

@@ -9,6 +9,7 @@ The return value is the configured objective, so that sweepers (Optuna) can opti
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 import platform
@@ -25,7 +26,7 @@ from omegaconf import DictConfig, OmegaConf
 from . import costs
 from .budget import count_config_params, count_params
 from .data import CIFAR10, load_cifar10
-from .errors import ConfigError, RunFailed, find_user_error
+from .errors import ConfigError, RunFailed, find_user_error, one_line
 from .records import RunRecord
 from .train import DeviceSplit, FitResult, Normalize, Settings, fit, format_per_class
 
@@ -39,6 +40,51 @@ OBJECTIVES = ("test_accuracy", "best_test_accuracy", "val_accuracy", "best_val_a
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="config")
 def main(cfg: DictConfig) -> float:
     return run(cfg)
+
+
+def cli() -> None:
+    """The `cifar-sweep` console script: Hydra's app, after a check that its overrides compose.
+
+    Hydra reports an unknown option or key in several lines and a hint; composing once first turns
+    that into one line (and exit code 2) before anything starts. A multirun is checked on the first
+    value of each sweep."""
+    problem = composition_problem(sys.argv[1:])
+    if problem:
+        print(f"cifar-sweep: error: {problem}", file=sys.stderr)
+        raise SystemExit(2)
+    main()
+
+
+def composition_problem(argv: list[str]) -> str | None:
+    from hydra import compose, initialize_config_dir
+    from hydra._internal.utils import get_args_parser
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    try:
+        args = get_args_parser().parse_args(argv)
+    except SystemExit:
+        return None  # argparse has printed its own usage error; let Hydra's run say it again
+    if args.help or args.hydra_help or args.info or args.shell_completion or args.config_path or \
+            args.config_name or args.config_dir:
+        return None  # not a run of this config: nothing to check
+    try:
+        # Each override's values (a sweep's, up to 50 of them) tried in turn, the others at their first value.
+        choices = []
+        for override in OverridesParser.create().parse_overrides(args.overrides):
+            if override.is_sweep_override():
+                values = list(itertools.islice(override.sweep_string_iterator(), 50))
+                choices.append([f"{override.get_key_element()}={value}" for value in values] or [override.input_line])
+            else:
+                choices.append([override.input_line])
+        firsts = [options[0] for options in choices]
+        candidates = [firsts] + [firsts[:i] + [option] + firsts[i + 1:]
+                                 for i, options in enumerate(choices) for option in options[1:]]
+        with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3", job_name="check"):
+            for overrides in candidates:
+                compose(config_name="config", overrides=overrides)
+    except Exception as error:  # Hydra's and OmegaConf's exceptions: all of them mean the same here
+        return one_line(error)
+    return None
 
 
 def run(cfg: DictConfig) -> float:
@@ -121,6 +167,18 @@ def _measure_costs(model, optimizer, loss_fn, data: CIFAR10, data_cfg: DictConfi
     return network, train_ops, uncounted
 
 
+def build(group: str, node: DictConfig, *args, **kwargs):
+    """instantiate() a group's config (and call it, for a partial); a bad value is one line naming the group."""
+    try:
+        built = instantiate(node)
+        return built(*args, **kwargs) if args or kwargs else built
+    except Exception as error:
+        if find_user_error(error) is not None:
+            raise
+        raise ConfigError(f"{group}: {one_line(error)}: check the {group}.* values (cifar-sweep --cfg job "
+                          f"shows them)") from None
+
+
 def _check_budget(params: int, limit: int | None) -> None:
     if limit is not None and params > limit:
         raise ConfigError(f"the model has {params:,} parameters, over budget.max_params={limit:,}: choose smaller "
@@ -148,11 +206,11 @@ def _train(cfg: DictConfig, record: RunRecord) -> float:
 
     data = load_data(cfg.data)
     channels_last = pick_channels_last(cfg.trainer.channels_last, device)
-    model = instantiate(cfg.model).to(device, memory_format=torch.channels_last if channels_last else None)
+    model = build("model", cfg.model).to(device, memory_format=torch.channels_last if channels_last else None)
     params = count_params(model)
-    optimizer = instantiate(cfg.optimizer)(model.parameters())
-    loss_fn = instantiate(cfg.loss)
-    augment = instantiate(cfg.augmentation)(seed=seed + 1, device=device)
+    optimizer = build("optimizer", cfg.optimizer, model.parameters())
+    loss_fn = build("loss", cfg.loss)
+    augment = build("augmentation", cfg.augmentation, seed=seed + 1, device=device)
     log.info("model %s: %s parameters; device %s", record.fields["choices"].get("model"), f"{params:,}", device)
     network, train_ops, uncounted = _measure_costs(model, optimizer, loss_fn, data, cfg.data, record, params)
     normalize = Normalize(cfg.data.mean, cfg.data.std, device, channels_last=channels_last)
@@ -164,7 +222,7 @@ def _train(cfg: DictConfig, record: RunRecord) -> float:
         time_budget_s=parse_duration(cfg.trainer.time_budget), max_epochs=cfg.trainer.max_epochs,
         plateau_patience=cfg.trainer.plateau_patience if cfg.trainer.stop_on_plateau else None,
         plateau_min_delta=cfg.trainer.plateau_min_delta)
-    schedule = instantiate(cfg.schedule)
+    schedule = build("schedule", cfg.schedule)
     trained = torch.compile(model) if cfg.trainer.compile else model  # shares the parameters with `model`
 
     record.update(params=params, seed=seed, objective=objective, epochs_planned=cfg.trainer.epochs,

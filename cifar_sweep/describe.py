@@ -24,7 +24,7 @@ from omegaconf.errors import OmegaConfBaseException
 from . import costs
 from .app import CONFIG_DIR
 from .budget import count_params
-from .errors import find_user_error
+from .errors import one_line
 
 INPUT_SHAPE = (3, 32, 32)
 
@@ -56,9 +56,7 @@ def main(argv: list[str] | None = None) -> int:
             cfg = compose(config_name="config", overrides=args.overrides)
         model = instantiate(cfg.model)
     except (HydraException, OmegaConfBaseException, ValueError) as error:
-        # Hydra appends its config search path to some messages: the first lines say what is wrong.
-        message = " ".join(str(find_user_error(error) or error).split("Config search path")[0].split())
-        print(f"cifar-sweep-describe: error: {message}", file=sys.stderr)
+        print(f"cifar-sweep-describe: error: {one_line(error)}", file=sys.stderr)
         return 2
     print(render(costs.describe(model, INPUT_SHAPE), count_params(model), args.format))
     return 0

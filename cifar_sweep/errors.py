@@ -29,3 +29,16 @@ def find_user_error(error: BaseException) -> UserError | None:
 class RunFailed(CompactHydraException):
     """Raised out of the Hydra task: Hydra prints a CompactHydraException as its message alone and exits 1,
     and in a multirun it lets the other jobs run first."""
+
+
+def one_line(error: BaseException) -> str:
+    """Hydra's and OmegaConf's multi-line messages as one line: what is wrong, and the hint they give."""
+    found = find_user_error(error)
+    if found is not None:
+        return str(found)
+    text = str(error).split("Config search path")[0]  # the search path is noise to a user
+    text = text.split("\nSee https://hydra.cc")[0]
+    cause = error.__cause__
+    if cause is not None and str(cause):
+        text += " (" + str(cause).splitlines()[0] + ")"
+    return " ".join(text.split())
