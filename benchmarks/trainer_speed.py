@@ -39,7 +39,7 @@ from torchvision import transforms
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from cifar_sweep.app import configure_backends, pick_autocast, pick_channels_last, pick_device  # noqa: E402
+from cifar_sweep.device import configure_backends, pick_autocast, pick_channels_last, pick_device  # noqa: E402
 from cifar_sweep.budget import count_params  # noqa: E402
 from cifar_sweep.data import load_cifar10  # noqa: E402
 from cifar_sweep.models import ConvNet, TutorialNet  # noqa: E402

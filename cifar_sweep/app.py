@@ -12,7 +12,6 @@ from __future__ import annotations
 import itertools
 import logging
 import os
-import platform
 import sys
 from pathlib import Path
 
@@ -26,6 +25,7 @@ from omegaconf import DictConfig, OmegaConf
 from . import costs
 from .budget import count_config_params, count_params
 from .data import CIFAR10, load_cifar10
+from .device import configure_backends, describe_hardware, pick_autocast, pick_channels_last, pick_device
 from .errors import ConfigError, RunFailed, find_user_error, one_line
 from .records import RunRecord
 from .train import DeviceSplit, FitResult, Normalize, Settings, fit, format_per_class
@@ -284,54 +284,3 @@ def load_data(data_cfg: DictConfig) -> CIFAR10:
         absolute(data_cfg.root), cache_dir=absolute(data_cfg.cache_dir) if data_cfg.cache_dir else None,
         download=data_cfg.download, val_size=data_cfg.val_size, train_size=data_cfg.train_size,
         test_size=data_cfg.test_size, split_seed=data_cfg.split_seed)
-
-
-def pick_device(name: str) -> torch.device:
-    if name == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
-    try:
-        device = torch.device(name)
-    except RuntimeError:
-        raise ConfigError(f"trainer.device={name} is not a device: use auto, cpu, cuda or cuda:N") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(f"trainer.device={name} but no CUDA GPU is visible: use trainer.device=auto or cpu")
-    return device
-
-
-def configure_backends(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.backends.cudnn.benchmark = True  # the input shape is fixed: let cuDNN pick its fastest kernels
-        torch.backends.cuda.matmul.allow_tf32 = True
-        torch.backends.cudnn.allow_tf32 = True
-
-
-def pick_channels_last(value, device: torch.device) -> bool:
-    """`auto`: channels_last on CUDA and on the CPU, where oneDNN's convolutions run faster in it
-    (measured with benchmarks/trainer_speed.py: +12% for the tutorial network, +35% for a ResNet)."""
-    if value == "auto":
-        return device.type in ("cuda", "cpu")
-    if isinstance(value, bool):
-        return value
-    raise ConfigError(f"trainer.channels_last={value} must be auto, true or false")
-
-
-def pick_autocast(value, device: torch.device) -> torch.dtype | None:
-    if value in ("auto", True, "bf16"):
-        if value == "auto" and not (device.type == "cuda" and torch.cuda.is_bf16_supported()):
-            return None
-        return torch.bfloat16
-    if value in (False, "off", None):
-        return None
-    raise ConfigError(f"trainer.amp={value} must be auto (bf16 on a GPU that has it), bf16 or off")
-
-
-def describe_hardware(device: torch.device) -> dict:
-    info = {"device": str(device), "torch": torch.__version__, "threads": torch.get_num_threads(),
-            "cpu": platform.processor() or platform.machine(), "cpu_count": os.cpu_count()}
-    if device.type == "cuda":
-        info["gpu"] = torch.cuda.get_device_name(device)
-    return info

@@ -240,7 +240,7 @@ def _batch_norm_backward(args, out) -> OpCount:
 
 
 def _log_softmax_backward(args, out) -> OpCount:
-    grad, output, dim = args[0], args[1], args[2]
+    grad, dim = args[0], args[2]
     c = grad.shape[dim]
     rows = grad.numel() // c
     return OpCount(adds=rows * (2 * c - 1), muls=rows * c, other=rows * c)  # g - exp(y) * sum(g)

@@ -23,6 +23,12 @@ def png_tree(tmp_path_factory, dataset) -> Path:
     return synthetic.write_image_folder(tmp_path_factory.mktemp("png-tree"), *dataset)
 
 
+@pytest.fixture(scope="session")
+def data_archive(tmp_path_factory, png_tree) -> Path:
+    """The synthetic tree as a .tar.gz, the form of ../shared/data/cifar10-png.tar.gz."""
+    return synthetic.write_tar(tmp_path_factory.mktemp("data") / "cifar10-png.tar.gz", png_tree, "cifar10")
+
+
 @pytest.fixture
 def cache_dir(tmp_path) -> Path:
     return tmp_path / "cache"

@@ -24,11 +24,6 @@ def cifar_sweep(*args, env, cwd, module=False):
     return subprocess.run(command + list(args), env=env, cwd=cwd, capture_output=True, text=True, timeout=300)
 
 
-@pytest.fixture(scope="module")
-def data_archive(tmp_path_factory, png_tree):
-    return synthetic.write_tar(tmp_path_factory.mktemp("data") / "cifar10-png.tar.gz", png_tree, "cifar10")
-
-
 def test_single_run_writes_a_complete_record(tmp_path, app_env, data_archive):
     run_dir = tmp_path / "run"
     done = cifar_sweep(f"data.root={data_archive}", *FAST, f"hydra.run.dir={run_dir}", env=app_env, cwd=tmp_path)

@@ -14,7 +14,7 @@ from cifar_sweep.app import CONFIG_DIR
 from cifar_sweep.budget import count_config_params, count_params
 from cifar_sweep.errors import ConfigError
 
-from .test_app import cifar_sweep, data_archive  # noqa: F401 - the fixture is shared
+from .test_app import cifar_sweep
 from .test_models import resnet_params_by_hand, tutorial_params_by_hand
 
 
@@ -100,7 +100,7 @@ def test_impossible_architectures_name_the_key(overrides, key):
     assert isinstance(error, ConfigError) and key in str(error) and "\n" not in str(error)
 
 
-def test_over_budget_run_stops_at_once_and_says_how_to_lift_it(tmp_path, app_env, data_archive):  # noqa: F811
+def test_over_budget_run_stops_at_once_and_says_how_to_lift_it(tmp_path, app_env, data_archive):
     done = cifar_sweep(f"data.root={tmp_path / 'absent'}", "model=resnet", "model.widths=[16,32,64]",
                        f"hydra.run.dir={tmp_path / 'run'}", env=app_env, cwd=tmp_path)
     assert done.returncode == 1
@@ -123,7 +123,7 @@ def test_over_budget_run_stops_at_once_and_says_how_to_lift_it(tmp_path, app_env
     (["trainer.epochs=[1"], "no viable alternative at input '[1'"),
     (["optimizer.lr=-1"], "optimizer: Invalid learning rate: -1: check the optimizer.* values"),
 ])
-def test_unknown_options_and_wrong_types_are_one_line(tmp_path, app_env, data_archive, overrides, expected):  # noqa: F811
+def test_unknown_options_and_wrong_types_are_one_line(tmp_path, app_env, data_archive, overrides, expected):
     done = cifar_sweep(*overrides, f"data.root={data_archive}", "trainer.epochs=1",
                        f"hydra.run.dir={tmp_path / 'run'}", f"hydra.sweep.dir={tmp_path / 'sweep'}",
                        env=app_env, cwd=tmp_path)
@@ -132,7 +132,7 @@ def test_unknown_options_and_wrong_types_are_one_line(tmp_path, app_env, data_ar
     assert lines[0].startswith("cifar-sweep: error: ") and expected in lines[0]
 
 
-def test_multirun_across_groups(tmp_path, app_env, data_archive):  # noqa: F811
+def test_multirun_across_groups(tmp_path, app_env, data_archive):
     sweep = tmp_path / "sweep"
     done = cifar_sweep("-m", f"data.root={data_archive}", "data.train_size=60", "data.test_size=20",
                        "trainer.epochs=1", "trainer.progress_interval_s=0", "model=tutorial,tutorial_3x3",
@@ -172,7 +172,7 @@ def test_every_experiment_is_a_ready_multirun(experiment):
     assert text.startswith("# @package _global_\n# ")  # and says in a comment what it compares
 
 
-def test_an_experiment_runs_as_a_multirun(tmp_path, app_env, data_archive):  # noqa: F811
+def test_an_experiment_runs_as_a_multirun(tmp_path, app_env, data_archive):
     sweep = tmp_path / "sweep"
     done = cifar_sweep("-m", "experiment=depth_5x5_vs_3x3", f"data.root={data_archive}", "data.train_size=60",
                        "data.test_size=20", "trainer.epochs=1", "trainer.progress_interval_s=0",
@@ -183,7 +183,7 @@ def test_an_experiment_runs_as_a_multirun(tmp_path, app_env, data_archive):  # n
     assert sorted(r["params"] for r in results) == [62_006, 62_832]
 
 
-def test_time_budget_is_recorded_and_bad_durations_are_rejected(tmp_path, app_env, data_archive):  # noqa: F811
+def test_time_budget_is_recorded_and_bad_durations_are_rejected(tmp_path, app_env, data_archive):
     run_dir = tmp_path / "run"
     done = cifar_sweep(f"data.root={data_archive}", "data.train_size=60", "data.test_size=20",
                        "trainer.time_budget=2h", "schedule=plateaus", "trainer.progress_interval_s=0",
