@@ -95,6 +95,7 @@ def run(cfg: DictConfig) -> float:
         choices={k: v for k, v in hydra_cfg.runtime.choices.items() if not k.startswith("hydra/")},
         overrides=list(hydra_cfg.overrides.task),
         job_num=hydra_cfg.job.get("num"),
+        study=cfg.trial.study, trial=cfg.trial.number,
         config=OmegaConf.to_container(cfg, resolve=True),
     )
     try:

@@ -1,0 +1,1 @@
+"""cifar-sweep's budget-aware Optuna sweeper for Hydra (`hydra/sweeper=cifar_optuna`)."""

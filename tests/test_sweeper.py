@@ -1,0 +1,88 @@
+"""The budget-aware Optuna sweeper: over-budget trials never launched, resume, a killed sweep retried."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import optuna
+
+from .test_app import cifar_sweep
+
+TINY = ["data.train_size=60", "data.val_size=20", "data.test_size=20", "data.batch_size=20",
+        "trainer.progress_interval_s=0"]
+
+
+def search(tmp_path, data_archive, *extra):
+    return [ "-m", "hparams_search=demo", f"data.root={data_archive}", *TINY, f"hydra.sweep.dir={tmp_path / 'sweep'}",
+            f"hydra.sweeper.storage=sqlite:///{tmp_path / 'study.db'}", *extra]
+
+
+def runs(tmp_path) -> dict[int, dict]:
+    return {int(p.parent.name): json.loads(p.read_text()) for p in (tmp_path / "sweep").glob("*/result.json")}
+
+
+def test_over_budget_trials_are_never_launched_and_a_rerun_continues(tmp_path, app_env, data_archive):
+    args = search(tmp_path, data_archive, "trainer.epochs=1", "budget.max_params=30000", "hydra.sweeper.n_trials=3")
+    done = cifar_sweep(*args, env=app_env, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    study = optuna.load_study(study_name="demo", storage=f"sqlite:///{tmp_path / 'study.db'}")
+    trials = study.get_trials()
+    over = [t for t in trials if t.user_attrs.get("status") == "over_budget"]
+    launched = [t for t in trials if t.user_attrs.get("launched")]
+    assert over, "the demo space holds networks over 30,000 parameters: some must have been rejected"
+    assert all(t.state == optuna.trial.TrialState.PRUNED and t.user_attrs["params"] > 30_000 for t in over)
+    assert all("run_dir" not in t.user_attrs for t in over)
+    assert len(launched) == 3 and all(t.user_attrs["params"] <= 30_000 for t in launched)
+    results = runs(tmp_path)
+    assert sorted(results) == [0, 1, 2]
+    assert all(r["params"] <= 30_000 and r["study"] == "demo" for r in results.values())
+    assert {r["trial"] for r in results.values()} == {t.number for t in launched}
+    assert {t.user_attrs["run_dir"] for t in launched} == {str(tmp_path / "sweep" / str(n)) for n in range(3)}
+    assert "best_value" in (tmp_path / "sweep" / "optimization_results.yaml").read_text()
+
+    # The same command with a larger total continues the study: job numbers go on, nothing is redone.
+    args = search(tmp_path, data_archive, "trainer.epochs=1", "budget.max_params=30000", "hydra.sweeper.n_trials=5")
+    again = cifar_sweep(*args, env=app_env, cwd=tmp_path)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert sorted(runs(tmp_path)) == [0, 1, 2, 3, 4]
+    study = optuna.load_study(study_name="demo", storage=f"sqlite:///{tmp_path / 'study.db'}")
+    assert sum(1 for t in study.get_trials() if t.user_attrs.get("launched")) == 5
+
+
+def test_a_sweep_killed_mid_trial_is_resumed_and_the_trial_retried(tmp_path, app_env, data_archive):
+    script = str(Path(sys.executable).parent / "cifar-sweep")
+    slow = search(tmp_path, data_archive, "trainer.epochs=100000", "hydra.sweeper.n_trials=2",
+                  "hydra.sweeper.heartbeat_interval_s=1", "hydra.sweeper.grace_period_s=2")
+    sweep = subprocess.Popen([script, *slow], env=app_env, cwd=tmp_path, stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL, start_new_session=True)
+    first = tmp_path / "sweep" / "0" / "result.json"
+    deadline = time.time() + 120
+    while not (first.exists() and json.loads(first.read_text()).get("history")) and time.time() < deadline:
+        time.sleep(0.2)
+    os.killpg(sweep.pid, signal.SIGKILL)  # mid-trial: the job runs inside the sweep's process
+    sweep.wait()
+    assert json.loads(first.read_text())["status"] == "running"
+    storage = f"sqlite:///{tmp_path / 'study.db'}"
+    killed = [t for t in optuna.load_study(study_name="demo", storage=storage).get_trials()
+              if t.state == optuna.trial.TrialState.RUNNING]
+    assert len(killed) == 1
+    time.sleep(3)  # past the grace period: the killed trial's heartbeat has stopped
+
+    resumed = cifar_sweep(*search(tmp_path, data_archive, "trainer.epochs=1", "hydra.sweeper.n_trials=2",
+                                  "hydra.sweeper.heartbeat_interval_s=1", "hydra.sweeper.grace_period_s=2"),
+                          env=app_env, cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    trials = optuna.load_study(study_name="demo", storage=storage).get_trials()
+    states = {t.number: t.state for t in trials}
+    assert states[killed[0].number] == optuna.trial.TrialState.FAIL
+    completed = [t for t in trials if t.state == optuna.trial.TrialState.COMPLETE]
+    assert len(completed) == 2  # the total is reached; none lost, none counted twice
+    assert killed[0].params in [t.params for t in completed]  # the interrupted configuration, retried
+    results = runs(tmp_path)
+    assert sorted(results) == [0, 1] and all(r["status"] == "completed" for r in results.values())
