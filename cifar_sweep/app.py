@@ -28,13 +28,16 @@ from .data import CIFAR10, load_cifar10
 from .device import configure_backends, describe_hardware, pick_autocast, pick_channels_last, pick_device
 from .errors import ConfigError, RunFailed, find_user_error, one_line
 from .records import RunRecord
+from .studies import TrialPruned, reporter_for
 from .train import DeviceSplit, FitResult, Normalize, Settings, fit, format_per_class
 
 log = logging.getLogger("cifar_sweep")
 # conf/ sits beside the package at the top of the repository (the layout is fixed); an absolute path makes
 # Hydra read it as a directory, whichever way the script was started (console script, -m, tests).
 CONFIG_DIR = str(Path(__file__).resolve().parent.parent / "conf")
-OBJECTIVES = ("test_accuracy", "best_test_accuracy", "val_accuracy", "best_val_accuracy")
+# What a run can return to a sweeper: one of these, or a list of them for a multi-objective search
+# (e.g. objective=[val_accuracy,params] with directions [maximize, minimize]).
+OBJECTIVES = ("test_accuracy", "best_test_accuracy", "val_accuracy", "best_val_accuracy", "params", "train_time_s")
 
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="config")
@@ -117,17 +120,22 @@ def run(cfg: DictConfig) -> float:
 
 def _check_config(cfg: DictConfig) -> None:
     """What composition cannot check: fail before any data is loaded or any weight is made."""
-    objective = cfg.objective
-    if objective not in OBJECTIVES:
-        raise ConfigError(f"objective={objective} is unknown: choose one of {', '.join(OBJECTIVES)}")
-    if objective.endswith("val_accuracy") and not cfg.data.val_size:
-        raise ConfigError(f"objective={objective} needs a validation split: set data.val_size (e.g. 5000)")
+    for objective in objectives_of(cfg):
+        if objective not in OBJECTIVES:
+            raise ConfigError(f"objective={objective} is unknown: choose one of {', '.join(OBJECTIVES)}, "
+                              f"or a list of them")
+        if objective.endswith("val_accuracy") and not cfg.data.val_size:
+            raise ConfigError(f"objective={objective} needs a validation split: set data.val_size (e.g. 5000)")
     for key in ("batch_size", "test_batch_size"):
         if not isinstance(cfg.data[key], int) or cfg.data[key] <= 0:
             raise ConfigError(f"data.{key}={cfg.data[key]} must be a whole number > 0")
     if not isinstance(cfg.trainer.epochs, int) or cfg.trainer.epochs < 0:
         raise ConfigError(f"trainer.epochs={cfg.trainer.epochs} must be a whole number >= 0")
     parse_duration(cfg.trainer.time_budget)
+
+
+def objectives_of(cfg: DictConfig) -> list[str]:
+    return [cfg.objective] if isinstance(cfg.objective, str) else list(cfg.objective)
 
 
 def parse_duration(value) -> float | None:
@@ -192,7 +200,7 @@ def _train(cfg: DictConfig, record: RunRecord) -> float:
     params = count_config_params(cfg.model)
     record.update(params=params)
     _check_budget(params, cfg.budget.max_params)
-    objective = cfg.objective
+    objective = OmegaConf.to_container(cfg.objective) if not isinstance(cfg.objective, str) else cfg.objective
     device = pick_device(cfg.trainer.device)
     configure_backends(device)
     seed = cfg.trainer.seed
@@ -235,27 +243,39 @@ def _train(cfg: DictConfig, record: RunRecord) -> float:
                   uncounted_ops=uncounted,
                   classes=list(data.classes))
 
+    reporter = reporter_for(HydraConfig.get(), cfg.trial.number)  # only for a trial of a pruning search
+
     def on_evaluation(result: FitResult) -> None:
         history = [entry.as_dict() for entry in result.history]
         record.update(**summarise(result, data.classes), epochs_planned=result.epochs_planned, history=history)
         record.write_metrics(history)
+        if reporter is not None and result.history[-1].epoch > 0:
+            reporter.report(record.fields[objectives_of(cfg)[0]], result.history[-1].epoch)  # may raise TrialPruned
 
     to_device = lambda split: DeviceSplit(split.images.to(device), split.labels.to(device))  # noqa: E731
-    result = fit(
-        trained, to_device(data.train), to_device(data.test),
-        val=to_device(data.val) if data.val is not None else None,
-        optimizer=optimizer, loss_fn=loss_fn, settings=settings,
-        normalize=normalize,
-        augment=augment if augment.active else None, schedule=schedule, on_evaluation=on_evaluation)
+    try:
+        result = fit(
+            trained, to_device(data.train), to_device(data.test),
+            val=to_device(data.val) if data.val is not None else None,
+            optimizer=optimizer, loss_fn=loss_fn, settings=settings,
+            normalize=normalize,
+            augment=augment if augment.active else None, schedule=schedule, on_evaluation=on_evaluation)
+    except TrialPruned as pruned:
+        record.update(status="pruned", stopped_early=str(pruned))
+        log.info("%s; run directory %s", pruned, record.run_dir)
+        return None  # the sweeper reads `pruned` from result.json and tells Optuna so
 
     log.info("per-class test accuracy:\n%s", format_per_class(result.final_test, data.classes))
-    value = record.fields[objective]
+    values = [record.fields[name] for name in objectives_of(cfg)]
+    value = values[0] if len(values) == 1 else values
     record.update(status="diverged" if result.diverged else "completed", objective_value=value,
                   stopped_early=result.stopped)
     record.write_plot([entry.as_dict() for entry in result.history],
                       title=f"{record.fields['choices'].get('model')}: {params:,} parameters, "
-                            f"final test accuracy {value:.2%}")
-    log.info("%s = %.4f; run directory %s", objective, value, record.run_dir)
+                            f"final test accuracy {record.fields['test_accuracy']:.2%}")
+    log.info("%s = %s; run directory %s", objective, value, record.run_dir)
+    if result.diverged:
+        return None  # a sweeper must not learn a made-up accuracy from a run that blew up
     return value
 
 

@@ -86,3 +86,36 @@ def test_a_sweep_killed_mid_trial_is_resumed_and_the_trial_retried(tmp_path, app
     assert killed[0].params in [t.params for t in completed]  # the interrupted configuration, retried
     results = runs(tmp_path)
     assert sorted(results) == [0, 1] and all(r["status"] == "completed" for r in results.values())
+
+
+def test_pruning_stops_unpromising_trials(tmp_path, app_env, data_archive):
+    # Every trial after the first two is compared with them after each epoch; the learning rates span
+    # 0.003 to 0.1, so some trials fall behind and the median pruner stops them.
+    args = search(tmp_path, data_archive, "trainer.epochs=4", "hydra.sweeper.n_trials=8",
+                  "hydra/sweeper/pruner=median", "hydra.sweeper.pruner.n_startup_trials=2",
+                  "hydra.sweeper.pruner.n_warmup_steps=0", "objective=val_accuracy")
+    done = cifar_sweep(*args, env=app_env, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    trials = optuna.load_study(study_name="demo", storage=f"sqlite:///{tmp_path / 'study.db'}").get_trials()
+    pruned = [t for t in trials if t.user_attrs.get("status") == "pruned"]
+    assert pruned, [(t.number, t.state, t.intermediate_values) for t in trials]
+    for trial in pruned:
+        assert trial.state == optuna.trial.TrialState.PRUNED
+        result = json.loads((Path(trial.user_attrs["run_dir"]) / "result.json").read_text())
+        assert result["status"] == "pruned" and "pruned after epoch" in result["stopped_early"]
+        assert result["epochs"] == max(trial.intermediate_values) < 4  # it ran fewer epochs, and says how many
+
+
+def test_two_objectives_give_a_pareto_front(tmp_path, app_env, data_archive):
+    args = search(tmp_path, data_archive, "trainer.epochs=1", "hydra.sweeper.n_trials=4",
+                  "objective=[val_accuracy,params]", "hydra.sweeper.direction=[maximize,minimize]",
+                  "hydra/sweeper/sampler=nsgaii", "+hydra.sweeper.sampler.population_size=2")
+    done = cifar_sweep(*args, env=app_env, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    study = optuna.load_study(study_name="demo", storage=f"sqlite:///{tmp_path / 'study.db'}")
+    front = study.best_trials
+    assert front and all(len(t.values) == 2 for t in front)
+    for trial in front:  # no trial of the study dominates a trial of the front
+        assert not any(o.values[0] >= trial.values[0] and o.values[1] <= trial.values[1] and o.values != trial.values
+                       for o in study.get_trials() if o.state == optuna.trial.TrialState.COMPLETE)
+    assert "solutions:" in (tmp_path / "sweep" / "optimization_results.yaml").read_text()

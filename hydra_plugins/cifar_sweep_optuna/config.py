@@ -28,7 +28,8 @@ class SamplerConf:
 @dataclass
 class CifarOptunaSweeperConf:
     _target_: str = "hydra_plugins.cifar_sweep_optuna.sweeper.CifarOptunaSweeper"
-    defaults: list = field(default_factory=lambda: [{"sampler": "tpe"}])
+    _recursive_: bool = False  # the sweeper builds its sampler and pruner itself (a resumed study reseeds)
+    defaults: list = field(default_factory=lambda: ["_self_", {"sampler": "tpe"}, {"pruner": "none"}])
     sampler: Any = None
     # "maximize" / "minimize", or a list of them, one per value the task returns
     direction: Any = "maximize"
@@ -40,6 +41,9 @@ class CifarOptunaSweeperConf:
     n_trials: int = 20  # the total the study should reach (launched trials; over-budget ones do not count)
     n_jobs: int = 1  # trials launched together (in parallel with a parallel launcher)
     max_failure_rate: float = 0.0
+    # Stops unpromising trials early: each run reports its objective after every epoch to its trial.
+    # hydra/sweeper/pruner=none (the default) | median | successive_halving | hyperband
+    pruner: Any = None
     params: Any = None  # key -> override grammar: choice(...), range(...), interval(...), tag(log, interval(...))
     custom_search_space: Any = None  # "module.function": called with (cfg, trial) to suggest conditional params
     # The parameter budget: trials over it are told to Optuna as infeasible and never launched.
@@ -56,3 +60,12 @@ ConfigStore.instance().store(group="hydra/sweeper", name="cifar_optuna", node=Ci
 for name, target in SAMPLERS.items():
     ConfigStore.instance().store(group="hydra/sweeper/sampler", name=name, node=SamplerConf(_target_=target),
                                  provider="cifar_sweep")
+
+PRUNERS = {
+    "median": {"_target_": "optuna.pruners.MedianPruner", "n_startup_trials": 3, "n_warmup_steps": 1},
+    "successive_halving": {"_target_": "optuna.pruners.SuccessiveHalvingPruner"},
+    "hyperband": {"_target_": "optuna.pruners.HyperbandPruner"},
+    "none": {"_target_": None},
+}
+for name, node in PRUNERS.items():
+    ConfigStore.instance().store(group="hydra/sweeper/pruner", name=name, node=node, provider="cifar_sweep")

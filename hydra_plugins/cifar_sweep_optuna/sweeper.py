@@ -16,6 +16,7 @@ its parameters are tried again.
 from __future__ import annotations
 
 import importlib
+import json
 import logging
 import math
 import threading
@@ -72,11 +73,19 @@ def _as_override(key: str, value: Any) -> str:
     return f"{key}={value}"
 
 
+def _run_status(run_dir: Any) -> str | None:
+    """The status the run wrote in its result.json (the run directory is the unit of truth)."""
+    try:
+        return json.loads((Path(str(run_dir)) / "result.json").read_text()).get("status")
+    except (OSError, ValueError):
+        return None
+
+
 class CifarOptunaSweeper(Sweeper):
     def __init__(self, sampler: Any, direction: Any, storage: Any, study_name: str, n_trials: int, n_jobs: int,
                  max_failure_rate: float, params: Any, custom_search_space: Any, max_params: Any,
-                 max_consecutive_rejections: int, heartbeat_interval_s: int, grace_period_s: int):
-        self.sampler_conf = sampler
+                 max_consecutive_rejections: int, heartbeat_interval_s: int, grace_period_s: int, pruner: Any = None):
+        self.sampler_conf, self.pruner_conf = sampler, pruner
         self.directions = list(direction) if isinstance(direction, (list, tuple)) or OmegaConf.is_list(direction) \
             else [direction]
         self.storage_url = storage
@@ -99,19 +108,9 @@ class CifarOptunaSweeper(Sweeper):
     # ------------------------------------------------------------------ the study
 
     def _storage(self) -> Any:
-        url = str(self.storage_url)
-        # A trial whose heartbeat went stale (its sweep was killed) is queued again, with its parameters.
-        retry = {"heartbeat_stale_trial_callback": optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=3)} \
-            if hasattr(optuna.storages, "RetryHeartbeatStaleTrialCallback") \
-            else {"failed_trial_callback": optuna.storages.RetryFailedTrialCallback(max_retry=3)}
-        if url.startswith("journal://"):
-            path = Path(url[len("journal://"):])
-            path.parent.mkdir(parents=True, exist_ok=True)
-            return optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(path)))
-        if url.startswith("sqlite:///"):
-            Path(url[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
-        return optuna.storages.RDBStorage(url, heartbeat_interval=self.heartbeat_interval_s,
-                                          grace_period=self.grace_period_s, **retry)
+        from cifar_sweep.studies import open_storage
+
+        return open_storage(str(self.storage_url), self.heartbeat_interval_s, self.grace_period_s)
 
     def _sampler(self, seed_offset: int = 0) -> optuna.samplers.BaseSampler:
         conf = OmegaConf.to_container(self.sampler_conf, resolve=True) if self.sampler_conf is not None else {}
@@ -122,8 +121,10 @@ class CifarOptunaSweeper(Sweeper):
 
     def _study(self) -> optuna.Study:
         directions = [str(d) for d in self.directions]
+        from cifar_sweep.studies import make_pruner
+
         study = optuna.create_study(study_name=self.study_name, storage=self._storage(), sampler=self._sampler(),
-                                    directions=directions, load_if_exists=True)
+                                    pruner=make_pruner(self.pruner_conf), directions=directions, load_if_exists=True)
         existing = len(study.get_trials(deepcopy=False))
         if existing:
             # A resumed study: the same seed would propose the same first parameters again. Offset it by
@@ -260,6 +261,11 @@ class CifarOptunaSweeper(Sweeper):
         """Tell Optuna how the trial ended; returns 1 for a failure. Never a made-up value."""
         run_dir = result.hydra_cfg.hydra.runtime.output_dir if result.hydra_cfg is not None else None
         trial.set_user_attr("run_dir", str(run_dir))
+        status = _run_status(run_dir)
+        if status == "pruned":  # the run stopped itself when its trial's pruner said so
+            trial.set_user_attr("status", "pruned")
+            study.tell(trial, state=TrialState.PRUNED)
+            return 0
         if result.status != JobStatus.COMPLETED:
             trial.set_user_attr("status", "failed")
             study.tell(trial, state=TrialState.FAIL)

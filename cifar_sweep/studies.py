@@ -1,0 +1,81 @@
+"""Optuna studies as the project uses them: one way to open a storage, and a trial's reports from inside a run.
+
+The sweeper (hydra_plugins/cifar_sweep_optuna) launches each trial as a Hydra job with
+`trial.number=N`; the run reports its objective after every epoch to that trial, and a configured
+pruner may stop it early. Jobs may run in other processes or on other machines: they reach the study
+through the same storage URL.
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger("cifar_sweep")
+
+
+def open_storage(url: str, heartbeat_interval_s: int | None = None, grace_period_s: int | None = None) -> Any:
+    """`journal:///path/file` for an Optuna journal file (a shared file system), anything else an SQLAlchemy URL."""
+    import optuna
+
+    if url.startswith("journal://"):
+        path = Path(url[len("journal://"):])
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(path)))
+    if url.startswith("sqlite:///"):
+        Path(url[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
+    if not heartbeat_interval_s:
+        return optuna.storages.RDBStorage(url)
+    # A trial whose heartbeat went stale (its sweep was killed) is queued again, with its parameters.
+    retry = {"heartbeat_stale_trial_callback": optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=3)} \
+        if hasattr(optuna.storages, "RetryHeartbeatStaleTrialCallback") \
+        else {"failed_trial_callback": optuna.storages.RetryFailedTrialCallback(max_retry=3)}
+    return optuna.storages.RDBStorage(url, heartbeat_interval=heartbeat_interval_s, grace_period=grace_period_s,
+                                      **retry)
+
+
+def make_pruner(conf: Any) -> Any:
+    """A pruner from its config ({_target_: optuna.pruners.MedianPruner, ...}), or none."""
+    import optuna
+    from hydra.utils import instantiate
+
+    if conf is None or not conf.get("_target_"):
+        return optuna.pruners.NopPruner()
+    return instantiate(conf)
+
+
+class TrialPruned(Exception):
+    """The run's trial was pruned: the run stops, recorded as `pruned` with the epochs it ran."""
+
+
+class TrialReporter:
+    """Reports a run's objective after each epoch to its Optuna trial and asks the pruner."""
+
+    def __init__(self, sweeper_cfg: Any, number: int):
+        import optuna
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            storage = open_storage(str(sweeper_cfg.storage))
+            self.study = optuna.load_study(study_name=sweeper_cfg.study_name, storage=storage,
+                                           pruner=make_pruner(sweeper_cfg.get("pruner")))
+        trial_id = self.study._storage.get_trial_id_from_study_id_trial_number(self.study._study_id, number)
+        self.trial = optuna.trial.Trial(self.study, trial_id)
+
+    def report(self, value: float, epoch: int) -> None:
+        self.trial.report(value, step=epoch)
+        if self.trial.should_prune():
+            raise TrialPruned(f"pruned after epoch {epoch} by {type(self.study.pruner).__name__}")
+
+
+def reporter_for(hydra_cfg: Any, trial_number: Any) -> TrialReporter | None:
+    """A reporter when this run is a trial of the project's sweeper with a pruner, else None."""
+    sweeper = hydra_cfg.get("sweeper")
+    if trial_number is None or sweeper is None or "cifar_sweep_optuna" not in str(sweeper.get("_target_", "")):
+        return None
+    pruner = sweeper.get("pruner")
+    if pruner is None or not pruner.get("_target_"):
+        return None
+    return TrialReporter(sweeper, int(trial_number))
