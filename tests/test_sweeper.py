@@ -39,20 +39,20 @@ def test_over_budget_trials_are_never_launched_and_a_rerun_continues(tmp_path, a
     assert all(t.state == optuna.trial.TrialState.PRUNED and t.user_attrs["params"] > 30_000 for t in over)
     assert all("run_dir" not in t.user_attrs for t in over)
     assert len(launched) == 3 and all(t.user_attrs["params"] <= 30_000 for t in launched)
-    results = runs(tmp_path)
-    assert sorted(results) == [0, 1, 2]
-    assert all(r["params"] <= 30_000 and r["study"] == "demo" for r in results.values())
-    assert {r["trial"] for r in results.values()} == {t.number for t in launched}
-    assert {t.user_attrs["run_dir"] for t in launched} == {str(tmp_path / "sweep" / str(n)) for n in range(3)}
+    results = runs(tmp_path)  # one run directory per launched trial, named by its number
+    assert sorted(results) == sorted(t.number for t in launched)
+    assert all(r["params"] <= 30_000 and r["study"] == "demo" and r["trial"] == n for n, r in results.items())
+    assert {t.user_attrs["run_dir"] for t in launched} == {str(tmp_path / "sweep" / str(t.number)) for t in launched}
     assert "best_value" in (tmp_path / "sweep" / "optimization_results.yaml").read_text()
 
     # The same command with a larger total continues the study: job numbers go on, nothing is redone.
     args = search(tmp_path, data_archive, "trainer.epochs=1", "budget.max_params=30000", "hydra.sweeper.n_trials=5")
     again = cifar_sweep(*args, env=app_env, cwd=tmp_path)
     assert again.returncode == 0, again.stderr[-3000:]
-    assert sorted(runs(tmp_path)) == [0, 1, 2, 3, 4]
     study = optuna.load_study(study_name="demo", storage=f"sqlite:///{tmp_path / 'study.db'}")
-    assert sum(1 for t in study.get_trials() if t.user_attrs.get("launched")) == 5
+    launched_now = [t.number for t in study.get_trials() if t.user_attrs.get("launched")]
+    assert len(launched_now) == 5 and sorted(runs(tmp_path)) == sorted(launched_now)
+    assert min(set(launched_now) - {t.number for t in launched}) > max(t.number for t in launched)  # numbers go on
 
 
 def test_a_sweep_killed_mid_trial_is_resumed_and_the_trial_retried(tmp_path, app_env, data_archive):
@@ -61,9 +61,12 @@ def test_a_sweep_killed_mid_trial_is_resumed_and_the_trial_retried(tmp_path, app
                   "hydra.sweeper.heartbeat_interval_s=1", "hydra.sweeper.grace_period_s=2")
     sweep = subprocess.Popen([script, *slow], env=app_env, cwd=tmp_path, stdout=subprocess.DEVNULL,
                              stderr=subprocess.DEVNULL, start_new_session=True)
-    first = tmp_path / "sweep" / "0" / "result.json"
     deadline = time.time() + 120
-    while not (first.exists() and json.loads(first.read_text()).get("history")) and time.time() < deadline:
+    while time.time() < deadline:
+        started = [p for p in (tmp_path / "sweep").glob("*/result.json") if json.loads(p.read_text()).get("history")]
+        if started:
+            first = started[0]
+            break
         time.sleep(0.2)
     os.killpg(sweep.pid, signal.SIGKILL)  # mid-trial: the job runs inside the sweep's process
     sweep.wait()
@@ -85,7 +88,9 @@ def test_a_sweep_killed_mid_trial_is_resumed_and_the_trial_retried(tmp_path, app
     assert len(completed) == 2  # the total is reached; none lost, none counted twice
     assert killed[0].params in [t.params for t in completed]  # the interrupted configuration, retried
     results = runs(tmp_path)
-    assert sorted(results) == [0, 1] and all(r["status"] == "completed" for r in results.values())
+    assert sorted(results) == sorted([killed[0].number] + [t.number for t in completed])
+    assert results[killed[0].number]["status"] == "running"  # the killed run's record, kept as it was left
+    assert all(results[t.number]["status"] == "completed" for t in completed)
 
 
 def test_pruning_stops_unpromising_trials(tmp_path, app_env, data_archive):
@@ -119,3 +124,22 @@ def test_two_objectives_give_a_pareto_front(tmp_path, app_env, data_archive):
         assert not any(o.values[0] >= trial.values[0] and o.values[1] <= trial.values[1] and o.values != trial.values
                        for o in study.get_trials() if o.state == optuna.trial.TrialState.COMPLETE)
     assert "solutions:" in (tmp_path / "sweep" / "optimization_results.yaml").read_text()
+
+
+def test_two_workers_share_one_journal_file(tmp_path, app_env, data_archive):
+    """Two sweeper processes at once on one Optuna journal file: the total is reached, no trial twice."""
+    script = str(Path(sys.executable).parent / "cifar-sweep")
+    journal = tmp_path / "shared" / "study.journal"
+    args = [*search(tmp_path, data_archive, "trainer.epochs=1", "hydra.sweeper.n_trials=6"),
+            f"hydra.sweeper.storage=journal://{journal}"]
+    workers = [subprocess.Popen([script, *args], env=app_env, cwd=tmp_path, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    for worker in workers:
+        _, stderr = worker.communicate(timeout=600)
+        assert worker.returncode == 0, stderr[-3000:]
+    storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(journal)))
+    trials = optuna.load_study(study_name="demo", storage=storage).get_trials()
+    completed = [t for t in trials if t.state == optuna.trial.TrialState.COMPLETE]
+    assert len(completed) == 6
+    assert len({t.user_attrs["run_dir"] for t in completed}) == 6  # six distinct runs, none done twice
+    assert sorted(runs(tmp_path)) == sorted(t.number for t in completed)

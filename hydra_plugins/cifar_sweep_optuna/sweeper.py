@@ -182,8 +182,15 @@ class CifarOptunaSweeper(Sweeper):
                     continue
                 rejected_in_a_row = 0
                 trial.set_user_attr(LAUNCHED, True)
+                if self._launched(study) > self.n_trials:  # another worker reached the total meanwhile
+                    trial.set_user_attr(LAUNCHED, False)
+                    trial.set_user_attr("status", "surplus")
+                    study.tell(trial, state=TrialState.FAIL)
+                    break
                 trial.set_user_attr("overrides", overrides)
-                overrides = overrides + [f"trial.study={self.study_name}", f"trial.number={trial.number}"]
+                # The run directory is named by the trial number, unique across workers and resumes.
+                overrides = overrides + [f"trial.study={self.study_name}", f"trial.number={trial.number}",
+                                         f"hydra.sweep.subdir={trial.number}"]
                 batch.append(overrides)
                 trials.append(trial)
             if not batch:
