@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 import optuna
+import pytest
 
 from .test_app import cifar_sweep
 
@@ -142,4 +145,39 @@ def test_two_workers_share_one_journal_file(tmp_path, app_env, data_archive):
     completed = [t for t in trials if t.state == optuna.trial.TrialState.COMPLETE]
     assert len(completed) == 6
     assert len({t.user_attrs["run_dir"] for t in completed}) == 6  # six distinct runs, none done twice
+    assert sorted(runs(tmp_path)) == sorted(t.number for t in completed)
+
+
+@pytest.fixture
+def postgres_url():
+    from . import postgres
+
+    try:
+        import psycopg2  # noqa: F401
+    except ImportError:
+        pytest.skip("psycopg2 is not installed (pip install psycopg2-binary)")
+    # Not under pytest's temporary directory: the server runs as the postgres user, who cannot enter root's.
+    directory = Path(tempfile.mkdtemp(prefix="cifar-sweep-pg-"))
+    try:
+        url, stop = postgres.start(directory)
+    except postgres.PostgresUnavailable as why:
+        shutil.rmtree(directory, ignore_errors=True)
+        pytest.skip(f"no PostgreSQL server could be started: {why}")
+    yield url
+    stop()
+    shutil.rmtree(directory, ignore_errors=True)
+
+
+def test_two_workers_share_one_postgresql_study(tmp_path, app_env, data_archive, postgres_url):
+    script = str(Path(sys.executable).parent / "cifar-sweep")
+    args = [*search(tmp_path, data_archive, "trainer.epochs=1", "hydra.sweeper.n_trials=6"),
+            f"hydra.sweeper.storage='{postgres_url}'"]  # quoted: the URL holds = and &
+    workers = [subprocess.Popen([script, *args], env=app_env, cwd=tmp_path, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    for worker in workers:
+        _, stderr = worker.communicate(timeout=600)
+        assert worker.returncode == 0, stderr[-3000:]
+    trials = optuna.load_study(study_name="demo", storage=postgres_url).get_trials()
+    completed = [t for t in trials if t.state == optuna.trial.TrialState.COMPLETE]
+    assert len(completed) == 6 and len({t.user_attrs["run_dir"] for t in completed}) == 6
     assert sorted(runs(tmp_path)) == sorted(t.number for t in completed)

@@ -19,7 +19,9 @@ import importlib
 import json
 import logging
 import math
+import random
 import threading
+import time
 import warnings
 from pathlib import Path
 from typing import Any, List
@@ -123,8 +125,16 @@ class CifarOptunaSweeper(Sweeper):
         directions = [str(d) for d in self.directions]
         from cifar_sweep.studies import make_pruner
 
-        study = optuna.create_study(study_name=self.study_name, storage=self._storage(), sampler=self._sampler(),
-                                    pruner=make_pruner(self.pruner_conf), directions=directions, load_if_exists=True)
+        for attempt in range(10):
+            try:
+                study = optuna.create_study(study_name=self.study_name, storage=self._storage(),
+                                            sampler=self._sampler(), pruner=make_pruner(self.pruner_conf),
+                                            directions=directions, load_if_exists=True)
+                break
+            except Exception as error:  # workers started together race to create the tables and the study
+                if attempt == 9 or "IntegrityError" not in type(error).__name__ + repr(error):
+                    raise
+                time.sleep(0.2 + random.random())
         existing = len(study.get_trials(deepcopy=False))
         if existing:
             # A resumed study: the same seed would propose the same first parameters again. Offset it by
