@@ -181,3 +181,26 @@ def test_two_workers_share_one_postgresql_study(tmp_path, app_env, data_archive,
     completed = [t for t in trials if t.state == optuna.trial.TrialState.COMPLETE]
     assert len(completed) == 6 and len({t.user_attrs["run_dir"] for t in completed}) == 6
     assert sorted(runs(tmp_path)) == sorted(t.number for t in completed)
+
+
+def conditional_space(cfg, trial):
+    """custom_search_space for the test below: a third stage's block count only when there is a third stage."""
+    if len(cfg.model.widths) == 3:
+        return {"model.blocks": f"[1,1,{trial.suggest_int('blocks_of_stage_3', 1, 2)}]"}
+    return {}
+
+
+def test_custom_search_space_adds_conditional_parameters(tmp_path, app_env, data_archive):
+    args = search(tmp_path, data_archive, "trainer.epochs=1", "hydra.sweeper.n_trials=4",
+                  "hydra.sweeper.params={model.widths: 'choice([8,16],[8,16,16])'}",
+                  "hydra.sweeper.custom_search_space=tests.test_sweeper.conditional_space")
+    done = cifar_sweep(*args, env=app_env, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    trials = [t for t in optuna.load_study(study_name="demo", storage=f"sqlite:///{tmp_path / 'study.db'}").get_trials()
+              if t.state == optuna.trial.TrialState.COMPLETE]
+    assert len(trials) == 4
+    for trial in trials:
+        three_stages = trial.params["model.widths"] == "[8, 16, 16]"
+        assert ("blocks_of_stage_3" in trial.params) == three_stages
+        blocks = json.loads((Path(trial.user_attrs["run_dir"]) / "result.json").read_text())["config"]["model"]["blocks"]
+        assert blocks == ([1, 1, trial.params["blocks_of_stage_3"]] if three_stages else 1)
