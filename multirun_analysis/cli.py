@@ -1,0 +1,62 @@
+"""`multirun-analysis` (also `python -m multirun_analysis`): tables, plots and the report from run directories.
+
+    multirun-analysis table multirun/2026-11-30/* --by model --sort test_accuracy --format markdown
+    multirun-analysis plot multirun/arch_250k --out figures/
+    multirun-analysis report multirun/arch_250k --storage sqlite:///optuna/arch_250k.db --study arch_250k --out report.md
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from .load import load
+from .plots import all_plots
+from .report import write_report
+from .tables import FORMATS, export, table
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="multirun-analysis", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    commands = parser.add_subparsers(dest="command", required=True)
+    for name in ("table", "plot", "report"):
+        sub = commands.add_parser(name)
+        sub.add_argument("paths", nargs="+", help="run dirs, multirun dirs or glob patterns")
+        sub.add_argument("--storage", help="an Optuna storage URL, to join the study's trials")
+        sub.add_argument("--study", help="the study name in --storage")
+        if name == "table":
+            sub.add_argument("--by", nargs="*", default=[], help="group by these columns")
+            sub.add_argument("--sort", default="test_accuracy")
+            sub.add_argument("--query", help="a pandas query, e.g. \"params <= 250000\"")
+            sub.add_argument("--format", choices=FORMATS, default="markdown")
+            sub.add_argument("--out", help="a file (default: standard output)")
+        else:
+            sub.add_argument("--out", required=True, help="the folder of PNGs" if name == "plot" else "report.md")
+    args = parser.parse_args(argv)
+    frame = load(args.paths, storage=args.storage, study=args.study)
+    if frame.empty:
+        print(f"multirun-analysis: error: no run directory with a result.json under {' '.join(args.paths)}",
+              file=sys.stderr)
+        return 2
+    if args.command == "table":
+        try:
+            text = export(table(frame, by=args.by, sort=args.sort, query=args.query), args.format)
+        except KeyError as error:
+            print(f"multirun-analysis: error: {error.args[0]}", file=sys.stderr)
+            return 2
+        if args.out:
+            Path(args.out).write_text(text)
+        else:
+            print(text)
+    elif args.command == "plot":
+        for png in all_plots(frame, Path(args.out)):
+            print(png)
+    else:
+        print(write_report(frame, Path(args.out)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,110 @@
+"""Run directories (and, when asked, an Optuna study) -> one pandas DataFrame, one row per run.
+
+Reads only what runs wrote: result.json (and .hydra/overrides.yaml when result.json lacks them). It
+never imports torch, so a table of a thousand runs comes up in seconds.
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+import warnings
+from pathlib import Path
+from typing import Iterable
+
+import pandas as pd
+
+RESULT_FILE = "result.json"  # the name cifar_sweep.records writes; not imported, to keep torch out
+HEADLINE = ["status", "params", "test_accuracy", "best_test_accuracy", "val_accuracy", "epochs", "train_time_s",
+            "ops_total", "train_ops_per_s", "trial"]
+
+
+def find_run_dirs(paths: Iterable[str | Path]) -> list[Path]:
+    """Every directory holding a result.json under `paths` (run dirs, multirun dirs or glob patterns)."""
+    found: set[Path] = set()
+    for pattern in paths:
+        for match in glob.glob(str(pattern)) or [str(pattern)]:
+            path = Path(match)
+            if (path / RESULT_FILE).is_file():
+                found.add(path)
+            elif path.is_dir():
+                found.update(result.parent for result in path.rglob(RESULT_FILE))
+    return sorted(found)
+
+
+def row_of(run_dir: Path, record: dict) -> dict:
+    """One run's record, flattened into the columns the tables use."""
+    history = record.get("history") or []
+    last = history[-1] if history else {}
+    ops = record.get("ops_per_image") or {}
+    row = {
+        "run_dir": str(run_dir),
+        # A run killed mid-training never wrote its final status: say so rather than "running".
+        "status": "interrupted" if record.get("status") == "running" else record.get("status"),
+        "ops_adds": ops.get("adds"), "ops_muls": ops.get("muls"), "ops_max": ops.get("max"),
+        "ops_total": ops.get("total"), "train_ops_per_image": (record.get("train_ops_per_image") or {}).get("total"),
+        "train_ops_per_s": last.get("train_ops_per_s"),
+        "overrides": " ".join(record.get("overrides") or []),
+    }
+    for key in ("params", "test_accuracy", "test_error", "best_test_accuracy", "best_epoch", "val_accuracy",
+                "best_val_accuracy", "epochs", "epochs_planned", "train_time_s", "eval_time_s", "total_time_s",
+                "seed", "study", "trial", "job_num", "error", "stopped_early", "time_budget_s", "objective"):
+        value = record.get(key)
+        row[key] = " ".join(map(str, value)) if isinstance(value, list) else value
+    for group, option in (record.get("choices") or {}).items():
+        row[group] = option
+    for name, accuracy in (record.get("per_class_accuracy") or {}).items():
+        row[f"class_{name}"] = accuracy
+    config = pd.json_normalize(record.get("config") or {}, sep=".")
+    for key, value in (config.iloc[0].to_dict() if len(config) else {}).items():
+        row[f"config.{key}"] = json.dumps(value) if isinstance(value, (list, dict)) else value
+    return row
+
+
+def load(paths: Iterable[str | Path], storage: str | None = None, study: str | None = None) -> pd.DataFrame:
+    """One row per run under `paths`; with `storage` and `study`, joined with the Optuna study's trials.
+
+    An unreadable or partial run dir is listed in a warning with the reason, never dropped silently,
+    never fatal.
+    """
+    rows, problems = [], []
+    for run_dir in find_run_dirs(paths):
+        try:
+            record = json.loads((run_dir / RESULT_FILE).read_text())
+            if not isinstance(record, dict):
+                raise ValueError("result.json does not hold an object")
+        except (OSError, ValueError) as error:
+            problems.append(f"{run_dir}: {type(error).__name__}: {error}")
+            continue
+        rows.append(row_of(run_dir, record))
+    if problems:
+        warnings.warn(f"{len(problems)} run dir(s) could not be read and are left out: " + "; ".join(problems),
+                      stacklevel=2)
+    frame = pd.DataFrame(rows)
+    if storage is not None:
+        frame = join_study(frame, storage, study)
+    return frame
+
+
+def join_study(frame: pd.DataFrame, storage: str, study_name: str | None) -> pd.DataFrame:
+    """Add each run's Optuna trial state, and a row for every trial that never ran (over budget, invalid)."""
+    import optuna  # only when asked: optuna imports SQLAlchemy, which takes a moment
+
+    study = optuna.load_study(study_name=study_name, storage=storage)
+    trial_rows = []
+    for trial in study.get_trials(deepcopy=False):
+        trial_rows.append({"run_dir": trial.user_attrs.get("run_dir"), "trial": trial.number,
+                           "trial_state": trial.state.name.lower(),
+                           "trial_status": trial.user_attrs.get("status"),
+                           "trial_params": trial.user_attrs.get("params"),
+                           **{f"param.{k}": v for k, v in trial.params.items()}})
+    trials = pd.DataFrame(trial_rows)
+    if trials.empty:
+        return frame
+    ran = trials[trials["run_dir"].notna()].drop(columns=["trial"])
+    merged = frame.merge(ran, on="run_dir", how="left") if not frame.empty else frame
+    never_ran = trials[trials["run_dir"].isna()].copy()
+    never_ran["status"] = never_ran["trial_status"].fillna(never_ran["trial_state"])
+    never_ran["params"] = never_ran["trial_params"]
+    never_ran["study"] = study.study_name
+    return pd.concat([merged, never_ran], ignore_index=True)
