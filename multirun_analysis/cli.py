@@ -26,23 +26,25 @@ def main(argv: list[str] | None = None) -> int:
         sub.add_argument("paths", nargs="+", help="run dirs, multirun dirs or glob patterns")
         sub.add_argument("--storage", help="an Optuna storage URL, to join the study's trials")
         sub.add_argument("--study", help="the study name in --storage")
+        sub.add_argument("--query", help="keep the runs that match a pandas query, e.g. \"params <= 250000\"")
         if name == "table":
             sub.add_argument("--by", nargs="*", default=[], help="group by these columns")
             sub.add_argument("--sort", default="test_accuracy")
-            sub.add_argument("--query", help="a pandas query, e.g. \"params <= 250000\"")
             sub.add_argument("--format", choices=FORMATS, default="markdown")
             sub.add_argument("--out", help="a file (default: standard output)")
         else:
             sub.add_argument("--out", required=True, help="the folder of PNGs" if name == "plot" else "report.md")
     args = parser.parse_args(argv)
     frame = load(args.paths, storage=args.storage, study=args.study)
+    if args.query and not frame.empty:
+        frame = frame.query(args.query)
     if frame.empty:
-        print(f"multirun-analysis: error: no run directory with a result.json under {' '.join(args.paths)}",
-              file=sys.stderr)
+        print(f"multirun-analysis: error: no run under {' '.join(args.paths)}"
+              + (f" matches --query {args.query!r}" if args.query else " has a result.json"), file=sys.stderr)
         return 2
     if args.command == "table":
         try:
-            text = export(table(frame, by=args.by, sort=args.sort, query=args.query), args.format)
+            text = export(table(frame, by=args.by, sort=args.sort), args.format)
         except KeyError as error:
             print(f"multirun-analysis: error: {error.args[0]}", file=sys.stderr)
             return 2

@@ -4,8 +4,6 @@ and the per-class accuracy of one run."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Sequence
-
 import pandas as pd
 
 X_AXES = {"params": "learned parameters", "train_time_s": "training time (s)",

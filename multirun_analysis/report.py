@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pandas as pd
@@ -9,8 +10,18 @@ import pandas as pd
 from . import plots
 from .tables import export, table
 
-VARIES = ("model", "activation", "optimizer", "loss", "augmentation", "schedule", "data.batch_size",
-          "config.data.batch_size")
+GROUPS = ("model", "activation", "optimizer", "loss", "augmentation", "schedule")
+# Config keys that differ between runs without being a variant of the network or its training.
+NOT_VARIANTS = ("config.data.root", "config.data.cache_dir", "config.trainer.seed", "config.trial.number",
+                "config.trial.study", "config.trainer.progress_interval_s")
+
+
+def varying(frame: pd.DataFrame) -> list[str]:
+    """The config groups, then the config keys, whose value differs between runs: what changed."""
+    changed = [c for c in GROUPS if c in frame.columns and frame[c].nunique(dropna=True) > 1]
+    changed += [c for c in frame.columns if c.startswith("config.") and c not in NOT_VARIANTS
+                 and frame[c].nunique(dropna=True) > 1]
+    return changed
 
 
 def write_report(frame: pd.DataFrame, out: Path, max_params: int = 250_000) -> Path:
@@ -26,7 +37,7 @@ def write_report(frame: pd.DataFrame, out: Path, max_params: int = 250_000) -> P
              "accuracy of the chosen configuration is reported once.", "",
              f"Runs: {len(frame)} ({', '.join(f'{n} {s}' for s, n in frame['status'].value_counts().items())}).", ""]
     lines += ["## Every variant tried, grouped by what changed", ""]
-    for column in [c for c in VARIES if c in frame.columns and ran[c].nunique(dropna=True) > 1]:
+    for column in varying(ran):
         lines += [f"### {column}", "", export(table(ran, by=[column])), ""]
     lines += ["### All runs", "", export(table(frame)), ""]
     if len(within):
@@ -39,7 +50,10 @@ def write_report(frame: pd.DataFrame, out: Path, max_params: int = 250_000) -> P
         if network.is_file():
             lines += ["### Layer by layer (Fn, Xn, Wn, operations)", "",
                       network.read_text().split("\n", 2)[-1].strip(), ""]
-        lines += [f"![learning curve]({Path(best['run_dir']) / 'accuracy.png'})", "",
+        curve = Path(best["run_dir"]) / "accuracy.png"
+        if curve.is_file():  # beside the report, so that the folder travels whole
+            shutil.copyfile(curve, figures / "best_learning_curve.png")
+        lines += [f"![learning curve of the best run]({figures.name}/best_learning_curve.png)", "",
                   f"![per-class accuracy of the best run]({figures.name}/per_class_best.png)", ""]
     lines += ["## Comparisons", ""]
     lines += [f"![{png.stem}]({figures.name}/{png.name})" for png in pngs]

@@ -98,8 +98,13 @@ def test_cli_table_plot_report(sweep, tmp_path):
     assert report.returncode == 0, report.stderr
     text = (tmp_path / "report" / "report.md").read_text()
     assert "## The best network within the budget" in text and "| conv1" in text and "### augmentation" in text
+    assert "### config.trainer.seed" not in text  # seeds are repetitions, not variants
+    assert (tmp_path / "report" / "figures" / "best_learning_curve.png").is_file()
     missing = run("table", str(tmp_path / "nothing"))
-    assert missing.returncode == 2 and "no run directory" in missing.stderr
+    assert missing.returncode == 2 and "no run under" in missing.stderr
+    only_flip = run("table", str(sweep), "--query", "augmentation == 'flip'", "--by", "augmentation",
+                    "--format", "csv")
+    assert list(pd.read_csv(io.StringIO(only_flip.stdout))["augmentation"]) == ["flip"]
 
 
 def test_importing_the_analysis_does_not_import_torch():
