@@ -10,6 +10,7 @@ The return value is the configured objective, so that sweepers (Optuna) can opti
 from __future__ import annotations
 
 import itertools
+import shutil
 import logging
 import os
 import sys
@@ -23,6 +24,7 @@ from hydra.utils import instantiate, to_absolute_path
 from omegaconf import DictConfig, OmegaConf
 
 from . import costs
+from .checkpoint import CHECKPOINT_FILE, Checkpoints
 from .budget import count_config_params, count_params
 from .data import CIFAR10, load_cifar10
 from .device import configure_backends, describe_hardware, pick_autocast, pick_channels_last, pick_device
@@ -188,6 +190,22 @@ def build(group: str, node: DictConfig, *args, **kwargs):
                           f"shows them)") from None
 
 
+def pick_checkpoints(resume, run_dir: Path) -> Checkpoints:
+    """Checkpoints in the run dir. trainer.resume: auto (continue what this run dir holds), false (start
+    over), or another run dir to continue from (its checkpoint is copied here first)."""
+    target = Checkpoints(Path(run_dir) / CHECKPOINT_FILE)
+    if resume is False or resume == "false":
+        target.path.unlink(missing_ok=True)
+    elif resume not in (True, "auto", "true"):
+        source = Path(to_absolute_path(str(resume))) / CHECKPOINT_FILE
+        if not source.is_file():
+            raise ConfigError(f"trainer.resume={resume}: there is no {CHECKPOINT_FILE} there; give the run "
+                              f"directory of the run to continue, or trainer.resume=auto")
+        if source.resolve() != target.path.resolve():
+            shutil.copyfile(source, target.path)
+    return target
+
+
 def _check_budget(params: int, limit: int | None) -> None:
     if limit is not None and params > limit:
         raise ConfigError(f"the model has {params:,} parameters, over budget.max_params={limit:,}: choose smaller "
@@ -259,7 +277,8 @@ def _train(cfg: DictConfig, record: RunRecord) -> float:
             val=to_device(data.val) if data.val is not None else None,
             optimizer=optimizer, loss_fn=loss_fn, settings=settings,
             normalize=normalize,
-            augment=augment if augment.active else None, schedule=schedule, on_evaluation=on_evaluation)
+            augment=augment if augment.active else None, schedule=schedule, on_evaluation=on_evaluation,
+            checkpoints=pick_checkpoints(cfg.trainer.resume, record.run_dir))
     except TrialPruned as pruned:
         record.update(status="pruned", stopped_early=str(pruned))
         log.info("%s; run directory %s", pruned, record.run_dir)

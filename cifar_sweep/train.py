@@ -12,6 +12,8 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
+import os
+import signal
 import time
 from dataclasses import asdict, dataclass, field
 from typing import Callable, Sequence
@@ -20,6 +22,7 @@ import torch
 from torch import nn
 
 from .augment import BatchAugment
+from .checkpoint import Checkpoints
 from .costs import KINDS, OpCount
 from .progress import Progress
 from .schedules import Plan, Schedule
@@ -175,9 +178,11 @@ class FitResult:
 def fit(model: nn.Module, train: DeviceSplit, test: DeviceSplit, *, optimizer: torch.optim.Optimizer,
         loss_fn: nn.Module, normalize: Normalize, settings: Settings, val: DeviceSplit | None = None,
         augment: BatchAugment | None = None, schedule: Schedule | None = None,
-        on_evaluation: Callable[[FitResult], None] = lambda result: None) -> FitResult:
+        on_evaluation: Callable[[FitResult], None] = lambda result: None,
+        checkpoints: Checkpoints | None = None) -> FitResult:
     """Train for `settings.epochs` (or what fits the time budget), evaluating before the first epoch and
     after each one. `on_evaluation` sees the result after every evaluation (the run record is written there).
+    With `checkpoints`, the state is saved after every epoch, and a saved state is continued from.
     """
     result = FitResult(epochs_planned=settings.epochs)
     started_fit = time.perf_counter()
@@ -212,8 +217,45 @@ def fit(model: nn.Module, train: DeviceSplit, test: DeviceSplit, *, optimizer: t
         _log_entry(entry, settings.epochs)
         on_evaluation(result)
 
-    record(epoch=0, train=None, epoch_time_s=0.0)
-    epoch = 0
+    def state(epoch: int) -> dict:
+        return {"epoch": epoch, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                "scheduler": scheduler.state_dict() if scheduler is not None else None,
+                "order_generator": order_generator.get_state(),
+                "augment_generator": augment.generator.get_state() if augment is not None else None,
+                "torch_rng": torch.get_rng_state(),
+                "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
+                "history": [entry.as_dict() for entry in result.history], "train_time_s": result.train_time_s,
+                "epochs_planned": plan.epochs, "elapsed_s": time.perf_counter() - started_fit,
+                "final_test": asdict(result.final_test), "final_val": asdict(result.final_val) if result.final_val else None}
+
+    def restore(saved: dict) -> int:
+        nonlocal started_fit
+        model.load_state_dict(saved["model"])
+        optimizer.load_state_dict(saved["optimizer"])
+        plan.epochs = result.epochs_planned = saved["epochs_planned"]
+        if scheduler is not None and saved["scheduler"] is not None:
+            scheduler.load_state_dict(saved["scheduler"])
+        order_generator.set_state(saved["order_generator"])
+        if augment is not None and saved["augment_generator"] is not None:
+            augment.generator.set_state(saved["augment_generator"])
+        torch.set_rng_state(saved["torch_rng"])
+        if saved["cuda_rng"] is not None and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(saved["cuda_rng"])
+        result.history = [EpochEntry(**entry) for entry in saved["history"]]
+        result.train_time_s = saved["train_time_s"]
+        result.final_test = Evaluation(**saved["final_test"])
+        result.final_val = Evaluation(**saved["final_val"]) if saved["final_val"] else None
+        started_fit = time.perf_counter() - saved["elapsed_s"]  # a time budget counts the time already spent
+        return saved["epoch"]
+
+    saved = checkpoints.load() if checkpoints is not None else None
+    if saved is None:
+        record(epoch=0, train=None, epoch_time_s=0.0)
+        epoch = 0
+    else:
+        epoch = restore(saved)
+        log.info("continuing from the checkpoint of epoch %d/%d (%.0f s already spent)", epoch, plan.epochs,
+                 saved["elapsed_s"])
     while epoch < plan.epochs:
         epoch += 1
         started = time.perf_counter()
@@ -223,6 +265,9 @@ def fit(model: nn.Module, train: DeviceSplit, test: DeviceSplit, *, optimizer: t
         epoch_time_s = time.perf_counter() - started
         result.train_time_s += epoch_time_s
         record(epoch, trained, epoch_time_s)
+        if checkpoints is not None and math.isfinite(trained.loss):  # keep the last good state, never a NaN one
+            checkpoints.save(state(epoch))
+            after_checkpoint(epoch)
         if not math.isfinite(trained.loss):
             result.stopped, result.diverged = "the training loss is not finite", True
             break
@@ -246,6 +291,13 @@ def fit(model: nn.Module, train: DeviceSplit, test: DeviceSplit, *, optimizer: t
     if result.stopped:
         log.info("stopped after epoch %d: %s", epoch, result.stopped)
     return result
+
+
+def after_checkpoint(epoch: int) -> None:
+    """Fault injection for the tests: CIFAR_SWEEP_TEST_KILL_AFTER_EPOCH=N kills the process (SIGKILL, as a
+    wall-clock limit or a reboot would) right after epoch N's checkpoint is on disk."""
+    if os.environ.get("CIFAR_SWEEP_TEST_KILL_AFTER_EPOCH") == str(epoch):
+        os.kill(os.getpid(), signal.SIGKILL)
 
 
 def epochs_that_fit(budget_s: float, first_epoch_s: float) -> int:
