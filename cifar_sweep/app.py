@@ -14,6 +14,7 @@ import shutil
 import logging
 import os
 import sys
+import tempfile
 from pathlib import Path
 
 import hydra
@@ -86,9 +87,26 @@ def composition_problem(argv: list[str]) -> str | None:
                                  for i, options in enumerate(choices) for option in options[1:]]
         with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3", job_name="check"):
             for overrides in candidates:
-                compose(config_name="config", overrides=overrides)
+                cfg = compose(config_name="config", overrides=overrides, return_hydra_config=True)
     except Exception as error:  # Hydra's and OmegaConf's exceptions: all of them mean the same here
         return one_line(error)
+    return unwritable(cfg.hydra.sweep.dir if args.multirun else cfg.hydra.run.dir)
+
+
+def unwritable(directory: str) -> str | None:
+    """Why the output directory cannot be made or written, checked on its first existing ancestor."""
+    try:
+        path = Path(to_absolute_path(str(directory)))
+    except Exception:  # an interpolation only Hydra's run can resolve: let it
+        return None
+    ancestor = path
+    while not ancestor.exists() and ancestor != ancestor.parent:
+        ancestor = ancestor.parent
+    try:  # a real attempt: permission bits do not stop root, a read-only or special file system does
+        shutil.rmtree(tempfile.mkdtemp(prefix=".cifar-sweep-check-", dir=ancestor))
+    except OSError as error:
+        return (f"cannot write the output directory {path} ({ancestor}: {error.strerror}): set "
+                f"hydra.run.dir=... (or hydra.sweep.dir=... for -m) to a writable place")
     return None
 
 

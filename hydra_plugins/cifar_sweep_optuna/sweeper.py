@@ -31,6 +31,7 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import Override
 from hydra.core.plugins import Plugins
 from hydra.core.utils import JobStatus
+from hydra.errors import CompactHydraException
 from hydra.plugins.sweeper import Sweeper
 from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig, OmegaConf
@@ -132,9 +133,13 @@ class CifarOptunaSweeper(Sweeper):
                                             directions=directions, load_if_exists=True)
                 break
             except Exception as error:  # workers started together race to create the tables and the study
-                if attempt == 9 or "IntegrityError" not in type(error).__name__ + repr(error):
-                    raise
-                time.sleep(0.2 + random.random())
+                if attempt < 9 and "IntegrityError" in type(error).__name__ + repr(error):
+                    time.sleep(0.2 + random.random())
+                    continue
+                reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+                raise CompactHydraException(
+                    f"cifar-sweep: error: cannot open the study {self.study_name} in {self.storage_url} ({reason}): "
+                    f"check hydra.sweeper.storage, that the server is up and the credentials") from None
         existing = len(study.get_trials(deepcopy=False))
         if existing:
             # A resumed study: the same seed would propose the same first parameters again. Offset it by
