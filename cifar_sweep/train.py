@@ -257,6 +257,13 @@ def fit(model: nn.Module, train: DeviceSplit, test: DeviceSplit, *, optimizer: t
         log.info("continuing from the checkpoint of epoch %d/%d (%.0f s already spent)", epoch, plan.epochs,
                  saved["elapsed_s"])
     while epoch < plan.epochs:
+        if settings.time_budget_s is not None and epoch >= 1:
+            # At the pace so far (evaluations and, after a resume, the time spent before it included),
+            # would the next epoch end past the budget?
+            elapsed = time.perf_counter() - started_fit
+            if elapsed + elapsed / epoch > settings.time_budget_s:
+                result.stopped = f"time budget: another epoch would end past {settings.time_budget_s:.0f} s"
+                break
         epoch += 1
         started = time.perf_counter()
         progress = Progress(f"epoch {epoch}/{plan.epochs}", len(train), "images", settings.progress_interval_s)
@@ -271,18 +278,14 @@ def fit(model: nn.Module, train: DeviceSplit, test: DeviceSplit, *, optimizer: t
         if not math.isfinite(trained.loss):
             result.stopped, result.diverged = "the training loss is not finite", True
             break
-        if settings.time_budget_s is not None:
+        if settings.time_budget_s is not None and epoch == 1:
             elapsed = time.perf_counter() - started_fit
-            if epoch == 1:
-                plan.epochs = epochs_that_fit(settings.time_budget_s, elapsed)
-                if settings.max_epochs:
-                    plan.epochs = min(plan.epochs, settings.max_epochs)
-                result.epochs_planned = plan.epochs
-                log.info("time budget %.0f s: the first epoch took %.1f s with its evaluations, so %d epochs fit; "
-                         "the schedule is scaled to them", settings.time_budget_s, elapsed, plan.epochs)
-            elif epoch < plan.epochs and elapsed + elapsed / epoch > settings.time_budget_s:
-                result.stopped = f"time budget: another epoch would end past {settings.time_budget_s:.0f} s"
-                break
+            plan.epochs = epochs_that_fit(settings.time_budget_s, elapsed)
+            if settings.max_epochs:
+                plan.epochs = min(plan.epochs, settings.max_epochs)
+            result.epochs_planned = plan.epochs
+            log.info("time budget %.0f s: the first epoch took %.1f s with its evaluations, so %d epochs fit; "
+                     "the schedule is scaled to them", settings.time_budget_s, elapsed, plan.epochs)
         if settings.plateau_patience and loss_has_plateaued(result.history, settings.plateau_patience,
                                                             settings.plateau_min_delta):
             result.stopped = (f"the training loss has not improved by {settings.plateau_min_delta:.0%} "

@@ -117,3 +117,34 @@ def test_a_diverging_run_stops_and_says_so():
                  normalize=Normalize([0.5] * 3, [0.5] * 3, torch.device("cpu")), settings=settings)
     assert result.diverged and not math.isfinite(result.history[-1].train_loss)
     assert len(result.history) - 1 < 5
+
+
+def test_a_resumed_run_counts_the_time_already_spent_against_its_budget(tmp_path):
+    from cifar_sweep.checkpoint import Checkpoints
+
+    checkpoints = Checkpoints(tmp_path / "checkpoint.pt")
+    settings = Settings(epochs=6, batch_size=50, seed=0, progress_interval_s=0, time_budget_s=3600.0, max_epochs=6)
+    first = run_with(settings, checkpoints, stop_after=2)
+    assert [entry.epoch for entry in first.history] == [0, 1, 2]
+    state = checkpoints.load()
+    state["elapsed_s"] = 3590.0  # as if the killed process had used almost all of the hour...
+    state["epochs_planned"] = 6  # ...planning 6 epochs
+    checkpoints.save(state)
+    resumed = run_with(settings, checkpoints)
+    # another epoch would end past the hour: the resumed run trains none, and says why
+    assert resumed.stopped is not None and resumed.stopped.startswith("time budget")
+    assert [entry.epoch for entry in resumed.history] == [0, 1, 2]
+
+
+def run_with(settings, checkpoints, stop_after=None):
+    import dataclasses
+
+    torch.manual_seed(0)
+    train, test = synthetic.make_dataset(train_per_class=20, test_per_class=5)
+    model = TutorialNet()
+    if stop_after is not None:
+        settings = dataclasses.replace(settings, time_budget_s=None, epochs=stop_after)
+    return fit(model, DeviceSplit(*train), DeviceSplit(*test),
+               optimizer=torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9), loss_fn=nn.CrossEntropyLoss(),
+               normalize=Normalize([0.5] * 3, [0.5] * 3, torch.device("cpu")), settings=settings,
+               checkpoints=checkpoints)
