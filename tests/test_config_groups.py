@@ -195,3 +195,18 @@ def test_time_budget_is_recorded_and_bad_durations_are_rejected(tmp_path, app_en
     bad = cifar_sweep(f"data.root={data_archive}", "trainer.time_budget=soon", f"hydra.run.dir={tmp_path / 'bad'}",
                       env=app_env, cwd=tmp_path)
     assert bad.returncode == 1 and "trainer.time_budget=soon is not a duration" in bad.stderr
+
+
+@pytest.mark.parametrize("search", options("hparams_search"))
+def test_every_search_space_parses_into_optuna_distributions(search):
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    from hydra_plugins.cifar_sweep_optuna.sweeper import distribution_of
+
+    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+        cfg = compose(config_name="config", overrides=[f"hparams_search={search}"], return_hydra_config=True)
+    assert cfg.hydra.sweeper._target_.endswith("CifarOptunaSweeper")
+    params = [f"{key}={value}" for key, value in cfg.hydra.sweeper.params.items()]
+    overrides = OverridesParser.create().parse_overrides(params)
+    assert overrides and all(distribution_of(override) is not None for override in overrides)
+    assert cfg.objective == "val_accuracy" and cfg.data.val_size > 0  # selection never looks at the test set
