@@ -41,6 +41,8 @@ from optuna.trial import TrialState
 
 log = logging.getLogger(__name__)
 LAUNCHED = "launched"  # user attribute of every trial that was actually trained
+# What a database says when two workers create Optuna's tables or the study at the same moment.
+CREATION_RACES = ("IntegrityError", "UniqueViolation", "DuplicateTable", "already exists")
 
 
 def distribution_of(override: Override) -> BaseDistribution | None:
@@ -133,7 +135,7 @@ class CifarOptunaSweeper(Sweeper):
                                             directions=directions, load_if_exists=True)
                 break
             except Exception as error:  # workers started together race to create the tables and the study
-                if attempt < 9 and "IntegrityError" in type(error).__name__ + repr(error):
+                if attempt < 9 and any(word in type(error).__name__ + repr(error) for word in CREATION_RACES):
                     time.sleep(0.2 + random.random())
                     continue
                 reason = str(error).splitlines()[0] if str(error) else type(error).__name__
