@@ -129,24 +129,28 @@ def test_two_objectives_give_a_pareto_front(tmp_path, app_env, data_archive):
     assert "solutions:" in (tmp_path / "sweep" / "optimization_results.yaml").read_text()
 
 
-def test_two_workers_share_one_journal_file(tmp_path, app_env, data_archive):
-    """Two sweeper processes at once on one Optuna journal file: the total is reached, no trial twice."""
+def two_workers_reach_the_total(tmp_path, app_env, args, storage, total=6):
+    """Start two sweeper processes at once on one study; check the total is reached with no trial twice."""
     script = str(Path(sys.executable).parent / "cifar-sweep")
-    journal = tmp_path / "shared" / "study.journal"
-    args = [*search(tmp_path, data_archive, "trainer.epochs=1", "hydra.sweeper.n_trials=6"),
-            f"hydra.sweeper.storage=journal://{journal}"]
     workers = [subprocess.Popen([script, *args], env=app_env, cwd=tmp_path, stdout=subprocess.DEVNULL,
                                 stderr=subprocess.PIPE, text=True) for _ in range(2)]
     for worker in workers:
         _, stderr = worker.communicate(timeout=600)
         assert worker.returncode == 0, stderr[-3000:]
-    storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(journal)))
+    storage = storage() if callable(storage) else storage  # a journal file exists once the workers made it
     trials = optuna.load_study(study_name="demo", storage=storage).get_trials()
     completed = [t for t in trials if t.state == optuna.trial.TrialState.COMPLETE]
-    assert len(completed) == 6
-    assert len({t.user_attrs["run_dir"] for t in completed}) == 6  # six distinct runs, none done twice
+    assert len(completed) == total
+    assert len({t.user_attrs["run_dir"] for t in completed}) == total  # distinct runs, none done twice
     assert sorted(runs(tmp_path)) == sorted(t.number for t in completed)
 
+
+def test_two_workers_share_one_journal_file(tmp_path, app_env, data_archive):
+    journal = tmp_path / "shared" / "study.journal"
+    args = [*search(tmp_path, data_archive, "trainer.epochs=1", "hydra.sweeper.n_trials=6"),
+            f"hydra.sweeper.storage=journal://{journal}"]
+    two_workers_reach_the_total(tmp_path, app_env, args, lambda: optuna.storages.JournalStorage(
+        optuna.storages.journal.JournalFileBackend(str(journal))))
 
 @pytest.fixture
 def postgres_url():
@@ -169,18 +173,9 @@ def postgres_url():
 
 
 def test_two_workers_share_one_postgresql_study(tmp_path, app_env, data_archive, postgres_url):
-    script = str(Path(sys.executable).parent / "cifar-sweep")
     args = [*search(tmp_path, data_archive, "trainer.epochs=1", "hydra.sweeper.n_trials=6"),
             f"hydra.sweeper.storage='{postgres_url}'"]  # quoted: the URL holds = and &
-    workers = [subprocess.Popen([script, *args], env=app_env, cwd=tmp_path, stdout=subprocess.DEVNULL,
-                                stderr=subprocess.PIPE, text=True) for _ in range(2)]
-    for worker in workers:
-        _, stderr = worker.communicate(timeout=600)
-        assert worker.returncode == 0, stderr[-3000:]
-    trials = optuna.load_study(study_name="demo", storage=postgres_url).get_trials()
-    completed = [t for t in trials if t.state == optuna.trial.TrialState.COMPLETE]
-    assert len(completed) == 6 and len({t.user_attrs["run_dir"] for t in completed}) == 6
-    assert sorted(runs(tmp_path)) == sorted(t.number for t in completed)
+    two_workers_reach_the_total(tmp_path, app_env, args, postgres_url)
 
 
 def conditional_space(cfg, trial):
