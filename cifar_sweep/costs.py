@@ -176,8 +176,7 @@ def _cost(name: str, args: tuple, kwargs: dict, out: Any) -> OpCount | None:
     if name == "_native_batch_norm_legit_no_training":
         return _batch_norm(first, training=False)
     if name in ("_native_batch_norm_legit", "native_batch_norm", "_native_batch_norm_legit_functional"):
-        training = args[5] if name != "native_batch_norm" else args[5]
-        return _batch_norm(first, training=bool(training))
+        return _batch_norm(first, training=bool(args[5]))  # (input, weight, bias, mean, var, training, ...)
     if name in ("_log_softmax", "log_softmax"):
         return _log_softmax(first, args[1])
     if name in ("_softmax", "softmax"):
