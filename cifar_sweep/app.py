@@ -26,6 +26,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from . import costs
 from .checkpoint import CHECKPOINT_FILE, Checkpoints
+from .augment import TEST_TIME_VIEWS
 from .budget import count_config_params, count_params
 from .data import CIFAR10, load_cifar10
 from .device import configure_backends, describe_hardware, pick_autocast, pick_channels_last, pick_device
@@ -152,6 +153,14 @@ def _check_config(cfg: DictConfig) -> None:
     if not isinstance(cfg.trainer.epochs, int) or cfg.trainer.epochs < 0:
         raise ConfigError(f"trainer.epochs={cfg.trainer.epochs} must be a whole number >= 0")
     parse_duration(cfg.trainer.time_budget)
+    if isinstance(cfg.trainer.eval_every, bool) or not isinstance(cfg.trainer.eval_every, int) \
+            or cfg.trainer.eval_every < 1:
+        raise ConfigError(f"trainer.eval_every={cfg.trainer.eval_every} must be a whole number >= 1")
+    if cfg.trainer.tta not in TEST_TIME_VIEWS:
+        raise ConfigError(f"trainer.tta={cfg.trainer.tta} is unknown: choose one of {', '.join(TEST_TIME_VIEWS)}")
+    decay = cfg.trainer.ema_decay
+    if decay is not None and (isinstance(decay, bool) or not isinstance(decay, (int, float)) or not 0 < decay < 1):
+        raise ConfigError(f"trainer.ema_decay={decay} must be a number in (0, 1), e.g. 0.999, or null")
 
 
 def objectives_of(cfg: DictConfig) -> list[str]:
@@ -266,7 +275,8 @@ def _train(cfg: DictConfig, record: RunRecord) -> float:
         eval_ops_per_image=network.totals, train_ops_per_image=train_ops,
         time_budget_s=parse_duration(cfg.trainer.time_budget), max_epochs=cfg.trainer.max_epochs,
         plateau_patience=cfg.trainer.plateau_patience if cfg.trainer.stop_on_plateau else None,
-        plateau_min_delta=cfg.trainer.plateau_min_delta)
+        plateau_min_delta=cfg.trainer.plateau_min_delta, eval_every=cfg.trainer.eval_every, tta=cfg.trainer.tta,
+        ema_decay=cfg.trainer.ema_decay)
     schedule = build("schedule", cfg.schedule)
     trained = torch.compile(model) if cfg.trainer.compile else model  # shares the parameters with `model`
 
@@ -321,18 +331,25 @@ def summarise(result: FitResult, classes) -> dict:
     history = result.history
     best = max(history, key=lambda entry: entry.test_accuracy)
     fields = {
-        "test_accuracy": history[-1].test_accuracy,
-        "test_error": history[-1].test_error,
+        # the final evaluation: the last epoch's, or after it with test-time augmentation (tta)
+        "test_accuracy": result.final_test.accuracy,
+        "test_error": result.final_test.error_rate,
+        "tta": result.tta,
         "best_test_accuracy": best.test_accuracy,
         "best_epoch": best.epoch,
         "per_class_accuracy": dict(zip(classes, result.final_test.per_class_accuracy)),
         "epochs": history[-1].epoch,
         "train_time_s": result.train_time_s,
+        "fit_time_s": result.elapsed_s,  # training and every evaluation: what trainer.time_budget counts
         "eval_time_s": sum(entry.eval_time_s for entry in history),
     }
+    if result.tta != "none":
+        fields["test_accuracy_without_tta"] = history[-1].test_accuracy
     if result.final_val is not None:
-        fields["val_accuracy"] = history[-1].val_accuracy
+        fields["val_accuracy"] = result.final_val.accuracy
         fields["best_val_accuracy"] = max(entry.val_accuracy for entry in history)
+        if result.tta != "none":
+            fields["val_accuracy_without_tta"] = history[-1].val_accuracy
     return fields
 
 

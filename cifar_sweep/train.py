@@ -20,8 +20,9 @@ from typing import Callable, Sequence
 
 import torch
 from torch import nn
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
-from .augment import BatchAugment
+from .augment import BatchAugment, test_time_views
 from .checkpoint import Checkpoints
 from .costs import KINDS, OpCount
 from .progress import Progress
@@ -94,6 +95,13 @@ class Settings:
     # the training loss by plateau_min_delta; None: never.
     plateau_patience: int | None = None
     plateau_min_delta: float = 0.01
+    # Evaluate every this many epochs (and always after the last): evaluations cost time inside a budget.
+    eval_every: int = 1
+    # Test-time augmentation of the final evaluation (cifar_sweep.augment.test_time_views): none, flip, flip_shift.
+    tta: str = "none"
+    # Weight averaging: evaluate an exponential moving average of the weights (and batch-norm statistics)
+    # updated after every step with this decay; None: the weights as trained.
+    ema_decay: float | None = None
 
 
 def autocast(device: torch.device, dtype: torch.dtype | None):
@@ -105,8 +113,10 @@ def autocast(device: torch.device, dtype: torch.dtype | None):
 
 @torch.inference_mode()
 def evaluate(model: nn.Module, split: DeviceSplit, normalize: Normalize, batch_size: int = 400,
-             num_classes: int = 10, autocast_dtype: torch.dtype | None = None) -> Evaluation:
-    """Global and per-class accuracy of `model` on `split`; the model is left in eval mode."""
+             num_classes: int = 10, autocast_dtype: torch.dtype | None = None, tta: str = "none") -> Evaluation:
+    """Global and per-class accuracy of `model` on `split`; the model is left in eval mode.
+
+    With `tta`, each prediction sums the logits of several views of the image (flips, shifts)."""
     model.eval()
     device = split.labels.device
     correct_per_class = torch.zeros(num_classes, dtype=torch.int64, device=device)
@@ -114,7 +124,8 @@ def evaluate(model: nn.Module, split: DeviceSplit, normalize: Normalize, batch_s
         images = normalize(split.images[start:start + batch_size])
         labels = split.labels[start:start + batch_size]
         with autocast(device, autocast_dtype):
-            predictions = model(images).argmax(dim=1)
+            logits = sum(model(view).float() for view in test_time_views(images, tta))
+            predictions = logits.argmax(dim=1)
         # index_add_ rather than bincount of a masked selection: neither waits for the GPU.
         correct_per_class.index_add_(0, labels, (predictions == labels).long())
     count_per_class = torch.bincount(split.labels, minlength=num_classes)
@@ -167,9 +178,11 @@ class EpochEntry:
 @dataclass
 class FitResult:
     history: list[EpochEntry] = field(default_factory=list)
-    final_test: Evaluation | None = None
+    final_test: Evaluation | None = None  # the last evaluation; with test-time augmentation, the final one with it
     final_val: Evaluation | None = None
+    tta: str = "none"  # the test-time augmentation of final_test / final_val
     train_time_s: float = 0.0
+    elapsed_s: float = 0.0  # the time inside fit() up to the last evaluation: what a time budget counts
     epochs_planned: int = 0  # after the first epoch under a time budget: the epochs that fit
     stopped: str | None = None  # why training ended before epochs_planned, if it did
     diverged: bool = False
@@ -181,26 +194,40 @@ def fit(model: nn.Module, train: DeviceSplit, test: DeviceSplit, *, optimizer: t
         on_evaluation: Callable[[FitResult], None] = lambda result: None,
         checkpoints: Checkpoints | None = None) -> FitResult:
     """Train for `settings.epochs` (or what fits the time budget), evaluating before the first epoch and
-    after each one. `on_evaluation` sees the result after every evaluation (the run record is written there).
-    With `checkpoints`, the state is saved after every epoch, and a saved state is continued from.
+    after each one (or every `settings.eval_every`). `on_evaluation` sees the result after every evaluation
+    (the run record is written there). With `checkpoints`, the state is saved after every epoch, and a
+    saved state is continued from. Everything inside counts toward a time budget, the final evaluation
+    with test-time augmentation included.
     """
     result = FitResult(epochs_planned=settings.epochs)
     started_fit = time.perf_counter()
+    eval_every = max(1, settings.eval_every)
     steps_per_epoch = len(train) // settings.batch_size if settings.drop_last else -(-len(train) // settings.batch_size)
     plan = Plan(settings.epochs, max(steps_per_epoch, 1))
     # No scheduler at all for a constant rate: LambdaLR's step costs time on every batch for nothing.
     scheduler = schedule.scheduler(optimizer, plan) if schedule is not None and not schedule.is_constant else None
     order_generator = torch.Generator().manual_seed(settings.seed)  # the batch order, independent of the init
+    averaged = None
+    if settings.ema_decay:
+        # torch's own weight averaging; use_buffers: the batch-norm statistics are averaged too.
+        averaged = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(settings.ema_decay), use_buffers=True)
+    evaluated_model = averaged.module if averaged is not None else model
+    views = len(test_time_views(test.images[:1], settings.tta))  # also checks the name before any training
+    # The evaluation before training, and the time spent when the first epoch ended: the first epoch
+    # carries one-off costs (warm-up), so the pace of later epochs is measured from its end.
+    timing = {"first_eval_s": 0.0, "after_first_s": 0.0}
 
-    def evaluate_on(split: DeviceSplit) -> Evaluation:
-        return evaluate(model, split, normalize, settings.test_batch_size, settings.num_classes,
-                        settings.autocast_dtype)
+    def evaluate_on(split: DeviceSplit, tta: str = "none") -> Evaluation:
+        return evaluate(evaluated_model, split, normalize, settings.test_batch_size, settings.num_classes,
+                        settings.autocast_dtype, tta)
 
     def record(epoch: int, train: EpochTraining | None, epoch_time_s: float) -> None:
         started = time.perf_counter()
         test_eval = evaluate_on(test)
         val_eval = evaluate_on(val) if val is not None else None
         eval_time_s = time.perf_counter() - started
+        if epoch == 0:
+            timing["first_eval_s"] = eval_time_s
         entry = EpochEntry(
             epoch=epoch, test_accuracy=test_eval.accuracy, test_error=test_eval.error_rate,
             train_loss=train.loss if train else None, train_error=1 - train.accuracy if train else None,
@@ -214,18 +241,25 @@ def fit(model: nn.Module, train: DeviceSplit, test: DeviceSplit, *, optimizer: t
             entry.set_ops("train", settings.train_ops_per_image.scaled(train.images), epoch_time_s)
         result.history.append(entry)
         result.final_test, result.final_val = test_eval, val_eval
-        _log_entry(entry, settings.epochs)
+        result.elapsed_s = time.perf_counter() - started_fit
+        _log_entry(entry, plan.epochs)
         on_evaluation(result)
+
+    def final_reserve_s() -> float:
+        """Time to keep for the final evaluation with test-time augmentation (views x a plain one)."""
+        return timing["first_eval_s"] * views if views > 1 else 0.0
 
     def state(epoch: int) -> dict:
         return {"epoch": epoch, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
                 "scheduler": scheduler.state_dict() if scheduler is not None else None,
+                "averaged": averaged.state_dict() if averaged is not None else None,
                 "order_generator": order_generator.get_state(),
                 "augment_generator": augment.generator.get_state() if augment is not None else None,
                 "torch_rng": torch.get_rng_state(),
                 "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
                 "history": [entry.as_dict() for entry in result.history], "train_time_s": result.train_time_s,
                 "epochs_planned": plan.epochs, "elapsed_s": time.perf_counter() - started_fit,
+                "first_eval_s": timing["first_eval_s"], "after_first_s": timing["after_first_s"],
                 "final_test": asdict(result.final_test), "final_val": asdict(result.final_val) if result.final_val else None}
 
     def restore(saved: dict) -> int:
@@ -235,6 +269,8 @@ def fit(model: nn.Module, train: DeviceSplit, test: DeviceSplit, *, optimizer: t
         plan.epochs = result.epochs_planned = saved["epochs_planned"]
         if scheduler is not None and saved["scheduler"] is not None:
             scheduler.load_state_dict(saved["scheduler"])
+        if averaged is not None and saved.get("averaged") is not None:
+            averaged.load_state_dict(saved["averaged"])
         order_generator.set_state(saved["order_generator"])
         if augment is not None and saved["augment_generator"] is not None:
             augment.generator.set_state(saved["augment_generator"])
@@ -245,8 +281,34 @@ def fit(model: nn.Module, train: DeviceSplit, test: DeviceSplit, *, optimizer: t
         result.train_time_s = saved["train_time_s"]
         result.final_test = Evaluation(**saved["final_test"])
         result.final_val = Evaluation(**saved["final_val"]) if saved["final_val"] else None
+        timing["first_eval_s"] = saved.get("first_eval_s", 0.0)
+        timing["after_first_s"] = saved.get("after_first_s", 0.0)
         started_fit = time.perf_counter() - saved["elapsed_s"]  # a time budget counts the time already spent
         return saved["epoch"]
+
+    def replan(epoch: int) -> int:
+        """Before each epoch under a time budget: how many more epochs, and the final evaluation, fit at the
+        pace so far (evaluations and, after a resume, the time spent before it included)? The plan follows:
+        shortened whenever the pace has slowed, so that the schedule still ends (its anneal is where the
+        accuracy is made) rather than being cut off; lengthened in its first half when the first epoch's
+        warm-up made it look slower than it is (the schedule barely moves then)."""
+        elapsed = time.perf_counter() - started_fit
+        since_first = epoch - 1
+        if since_first >= 1:
+            pace = (elapsed - timing["after_first_s"]) / since_first
+        else:
+            pace = timing["after_first_s"] - timing["first_eval_s"]
+        more = epochs_that_fit(settings.time_budget_s - elapsed - final_reserve_s(), max(pace, 1e-9), at_least=0)
+        wanted = epoch + more
+        if settings.max_epochs:
+            wanted = min(wanted, settings.max_epochs)
+        # growing only over whole evaluation cycles, so that the pace includes its share of evaluations
+        may_grow = since_first >= 1 and since_first % eval_every == 0 and epoch < plan.epochs / 2
+        if more >= 1 and (wanted < plan.epochs or (wanted > plan.epochs and may_grow)):
+            log.info("time budget: at %.1f s per epoch since the first, %d epochs fit rather than %d; the schedule "
+                     "is rescaled to them", pace, wanted, plan.epochs)
+            plan.epochs = result.epochs_planned = wanted
+        return more
 
     saved = checkpoints.load() if checkpoints is not None else None
     if saved is None:
@@ -256,45 +318,77 @@ def fit(model: nn.Module, train: DeviceSplit, test: DeviceSplit, *, optimizer: t
         epoch = restore(saved)
         log.info("continuing from the checkpoint of epoch %d/%d (%.0f s already spent)", epoch, plan.epochs,
                  saved["elapsed_s"])
+    trained: EpochTraining | None = None
+    last_epoch_time_s = 0.0
+    after_step = (lambda: averaged.update_parameters(model)) if averaged is not None else None
     while epoch < plan.epochs:
         if settings.time_budget_s is not None and epoch >= 1:
-            # At the pace so far (evaluations and, after a resume, the time spent before it included),
-            # would the next epoch end past the budget?
-            elapsed = time.perf_counter() - started_fit
-            if elapsed + elapsed / epoch > settings.time_budget_s:
+            more = replan(epoch)
+            if more < 1:
                 result.stopped = f"time budget: another epoch would end past {settings.time_budget_s:.0f} s"
                 break
         epoch += 1
         started = time.perf_counter()
         progress = Progress(f"epoch {epoch}/{plan.epochs}", len(train), "images", settings.progress_interval_s)
         trained = train_one_epoch(model, train, optimizer, loss_fn, normalize, settings, order_generator, augment,
-                                  progress, scheduler)
-        epoch_time_s = time.perf_counter() - started
+                                  progress, scheduler, after_step)
+        epoch_time_s = last_epoch_time_s = time.perf_counter() - started
         result.train_time_s += epoch_time_s
-        record(epoch, trained, epoch_time_s)
-        if checkpoints is not None and math.isfinite(trained.loss):  # keep the last good state, never a NaN one
+        if settings.time_budget_s is not None and epoch == 1:
+            plan.epochs = planned_epochs(settings, epoch_time_s, timing["first_eval_s"], eval_every,
+                                         time.perf_counter() - started_fit, final_reserve_s())
+            result.epochs_planned = plan.epochs
+        diverged = not math.isfinite(trained.loss)
+        if epoch % eval_every == 0 or epoch >= plan.epochs or diverged:
+            record(epoch, trained, epoch_time_s)
+        else:
+            _log_training(epoch, plan.epochs, trained, epoch_time_s, settings)
+        if epoch == 1:
+            timing["after_first_s"] = time.perf_counter() - started_fit
+        if checkpoints is not None and not diverged:  # keep the last good state, never a NaN one
             checkpoints.save(state(epoch))
             after_checkpoint(epoch)
-        if not math.isfinite(trained.loss):
+        if diverged:
             result.stopped, result.diverged = "the training loss is not finite", True
             break
-        if settings.time_budget_s is not None and epoch == 1:
-            elapsed = time.perf_counter() - started_fit
-            plan.epochs = epochs_that_fit(settings.time_budget_s, elapsed)
-            if settings.max_epochs:
-                plan.epochs = min(plan.epochs, settings.max_epochs)
-            result.epochs_planned = plan.epochs
-            log.info("time budget %.0f s: the first epoch took %.1f s with its evaluations, so %d epochs fit; "
-                     "the schedule is scaled to them", settings.time_budget_s, elapsed, plan.epochs)
         if settings.plateau_patience and loss_has_plateaued(result.history, settings.plateau_patience,
                                                             settings.plateau_min_delta):
             result.stopped = (f"the training loss has not improved by {settings.plateau_min_delta:.0%} "
                               f"for {settings.plateau_patience} epochs")
             break
+    if trained is not None and result.history[-1].epoch != epoch:  # stopped between two evaluations
+        record(epoch, trained, last_epoch_time_s)
     if result.stopped:
         log.info("stopped after epoch %d: %s", epoch, result.stopped)
+    if views > 1 and not result.diverged:
+        started = time.perf_counter()
+        result.final_test = evaluate_on(test, settings.tta)
+        result.final_val = evaluate_on(val, settings.tta) if val is not None else None
+        result.tta = settings.tta
+        result.elapsed_s = time.perf_counter() - started_fit
+        val_text = f", validation {result.final_val.accuracy:.2%}" if result.final_val is not None else ""
+        log.info("final evaluation with test-time augmentation (%s, %d views): test accuracy %.2f%% (%.2f%% "
+                 "without)%s, %.1f s", settings.tta, views, 100 * result.final_test.accuracy,
+                 100 * result.history[-1].test_accuracy, val_text, time.perf_counter() - started)
+        on_evaluation(result)
     return result
 
+
+def planned_epochs(settings: Settings, first_epoch_s: float, first_eval_s: float, eval_every: int,
+                   elapsed_s: float, reserve_s: float) -> int:
+    """Under a time budget, after the first epoch: how many epochs the whole run can have.
+
+    The pace of an epoch is its training time plus its share of the evaluations (one every `eval_every`
+    epochs, each costing about what the one before training cost); the time already spent and the
+    final evaluation with test-time augmentation (`reserve_s`) come off the budget first."""
+    pace = first_epoch_s + first_eval_s / eval_every
+    epochs = 1 + epochs_that_fit(settings.time_budget_s - elapsed_s - reserve_s, pace, at_least=0)
+    if settings.max_epochs:
+        epochs = min(epochs, settings.max_epochs)
+    log.info("time budget %.0f s: the first epoch took %.1f s (%.1f s of it training), an evaluation %.1f s, so "
+             "%d epochs fit; the schedule is scaled to them", settings.time_budget_s, elapsed_s, first_epoch_s,
+             first_eval_s, epochs)
+    return epochs
 
 def after_checkpoint(epoch: int) -> None:
     """Fault injection for the tests: CIFAR_SWEEP_TEST_KILL_AFTER_EPOCH=N kills the process (SIGKILL, as a
@@ -303,9 +397,9 @@ def after_checkpoint(epoch: int) -> None:
         os.kill(os.getpid(), signal.SIGKILL)
 
 
-def epochs_that_fit(budget_s: float, first_epoch_s: float) -> int:
-    """Whole epochs that fit the budget at the first epoch's pace (which includes its evaluations)."""
-    return max(1, int(budget_s // max(first_epoch_s, 1e-9)))
+def epochs_that_fit(budget_s: float, epoch_s: float, at_least: int = 1) -> int:
+    """Whole epochs of `epoch_s` seconds that fit in `budget_s`, and at least `at_least`."""
+    return max(at_least, int(budget_s // max(epoch_s, 1e-9)))
 
 
 def loss_has_plateaued(history: Sequence[EpochEntry], patience: int, min_delta: float) -> bool:
@@ -328,7 +422,8 @@ class EpochTraining:
 def train_one_epoch(model: nn.Module, train: DeviceSplit, optimizer: torch.optim.Optimizer, loss_fn: nn.Module,
                     normalize: Normalize, settings: Settings, generator: torch.Generator,
                     augment: BatchAugment | None = None, progress: Progress | None = None,
-                    scheduler: torch.optim.lr_scheduler.LRScheduler | None = None) -> EpochTraining:
+                    scheduler: torch.optim.lr_scheduler.LRScheduler | None = None,
+                    after_step: Callable[[], None] | None = None) -> EpochTraining:
     """One pass over a fresh permutation.
 
     Nothing here waits for the device: loss and correct predictions are summed on the device and
@@ -362,6 +457,8 @@ def train_one_epoch(model: nn.Module, train: DeviceSplit, optimizer: torch.optim
         optimizer.step()
         if scheduler is not None:
             scheduler.step()
+        if after_step is not None:
+            after_step()
         loss_sum.add_(loss.detach(), alpha=count)
         correct.add_((logits.detach().argmax(dim=1) == labels).sum())
         seen += count
@@ -370,14 +467,28 @@ def train_one_epoch(model: nn.Module, train: DeviceSplit, optimizer: torch.optim
     return EpochTraining(loss_sum.item() / max(seen, 1), correct.item() / max(seen, 1), seen, first_lr)
 
 
+def _log_training(epoch: int, epochs: int, trained: EpochTraining, epoch_time_s: float, settings: Settings) -> None:
+    """The end of a training pass that no evaluation follows (trainer.eval_every > 1)."""
+    entry = EpochEntry(epoch=epoch, test_accuracy=math.nan, test_error=math.nan, train_loss=trained.loss,
+                       train_error=1 - trained.accuracy, lr=trained.lr, epoch_time_s=epoch_time_s, train_time_s=0.0,
+                       eval_time_s=0.0, images_per_s=trained.images / epoch_time_s if epoch_time_s > 0 else None)
+    if settings.train_ops_per_image is not None:
+        entry.set_ops("train", settings.train_ops_per_image.scaled(trained.images), epoch_time_s)
+    _log_train_line(entry, epochs)
+
+
+def _log_train_line(entry: EpochEntry, epochs: int) -> None:
+    loss = f"{entry.train_loss:.4f}" if entry.train_loss is not None and math.isfinite(entry.train_loss) else "nan"
+    log.info("epoch %d/%d train  loss %s  error %6.2f%%%s  %.1f s  %.0f img/s  lr %.3g", entry.epoch, epochs, loss,
+             100 * entry.train_error, _ops_text(entry, "train"), entry.epoch_time_s, entry.images_per_s or 0.0,
+             entry.lr)
+
+
 def _log_entry(entry: EpochEntry, epochs: int) -> None:
     """The end of each pass: error rate, operations, time and operations per second."""
     prefix = f"epoch {entry.epoch}/{epochs}"
     if entry.epoch > 0:
-        loss = f"{entry.train_loss:.4f}" if entry.train_loss is not None and math.isfinite(entry.train_loss) else "nan"
-        log.info("%s train  loss %s  error %6.2f%%%s  %.1f s  %.0f img/s  lr %.3g", prefix, loss,
-                 100 * entry.train_error, _ops_text(entry, "train"), entry.epoch_time_s, entry.images_per_s or 0.0,
-                 entry.lr)
+        _log_train_line(entry, epochs)
     val = f"  val acc {entry.val_accuracy:6.2%}" if entry.val_accuracy is not None else ""
     log.info("%s test   acc %6.2f%%  error %6.2f%%%s%s  %.1f s%s", prefix, 100 * entry.test_accuracy,
              100 * entry.test_error, val, _ops_text(entry, "eval"), entry.eval_time_s,

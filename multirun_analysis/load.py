@@ -16,7 +16,7 @@ import pandas as pd
 
 RESULT_FILE = "result.json"  # the name cifar_sweep.records writes; not imported, to keep torch out
 HEADLINE = ["status", "params", "test_accuracy", "best_test_accuracy", "val_accuracy", "epochs", "train_time_s",
-            "ops_total", "train_ops_per_s", "trial"]
+            "total_time_s", "ops_total", "train_ops_per_s", "tta", "trial"]
 
 
 def find_run_dirs(paths: Iterable[str | Path]) -> list[Path]:
@@ -47,8 +47,9 @@ def row_of(run_dir: Path, record: dict) -> dict:
         "overrides": " ".join(record.get("overrides") or []),
     }
     for key in ("params", "test_accuracy", "test_error", "best_test_accuracy", "best_epoch", "val_accuracy",
-                "best_val_accuracy", "epochs", "epochs_planned", "train_time_s", "eval_time_s", "total_time_s",
-                "seed", "study", "trial", "job_num", "error", "stopped_early", "time_budget_s", "objective"):
+                "best_val_accuracy", "epochs", "epochs_planned", "train_time_s", "eval_time_s", "fit_time_s",
+                "total_time_s", "seed", "study", "trial", "job_num", "error", "stopped_early", "time_budget_s", "objective",
+                "tta", "test_accuracy_without_tta", "val_accuracy_without_tta"):
         value = record.get(key)
         row[key] = " ".join(map(str, value)) if isinstance(value, list) else value
     for group, option in (record.get("choices") or {}).items():

@@ -70,3 +70,22 @@ def test_same_seed_same_augmentation():
 def test_bad_sizes_name_the_key():
     with pytest.raises(ConfigError, match="augmentation.crop_padding=-1"):
         BatchAugment(crop_padding=-1)
+
+
+def test_test_time_views_are_flips_and_one_pixel_shifts():
+    from cifar_sweep.augment import test_time_views
+
+    images = torch.randn(4, 3, 32, 32)
+    assert len(test_time_views(images, "none")) == 1 and test_time_views(images, "none")[0] is images
+    flip = test_time_views(images, "flip")
+    assert len(flip) == 2 and torch.equal(flip[1], images.flip(3))
+    views = test_time_views(images.contiguous(memory_format=torch.channels_last), "flip_shift")
+    assert len(views) == 6 and all(view.shape == images.shape for view in views)
+    up_left, down_right = views[2], views[4]
+    # shifted by one pixel: the content moves, the border row/column is reflected
+    assert torch.equal(up_left[..., 1:, 1:], images[..., :-1, :-1])
+    assert torch.equal(down_right[..., :-1, :-1], images[..., 1:, 1:])
+    assert torch.equal(views[3], up_left.flip(3)) and torch.equal(views[5], down_right.flip(3))
+    assert views[2].is_contiguous(memory_format=torch.channels_last)  # the model's memory format is kept
+    with pytest.raises(ConfigError, match="trainer.tta=mirror is unknown"):
+        test_time_views(images, "mirror")

@@ -9,7 +9,8 @@ from .test_app import cifar_sweep
 
 RUN = ["data.train_size=150", "data.val_size=50", "data.test_size=40", "data.batch_size=10", "trainer.epochs=4",
        "trainer.progress_interval_s=0", "augmentation=flip_crop", "schedule=cosine", "optimizer.lr=0.02",
-       "model=convnet", "model.widths=[8,16]", "model.dropout=0.1"]  # every random stream in play
+       "model=convnet", "model.widths=[8,16]", "model.dropout=0.1",  # every random stream in play
+       "trainer.ema_decay=0.9", "trainer.tta=flip"]  # and the averaged weights, and the final flipped evaluation
 
 
 def history(run_dir):
@@ -35,8 +36,9 @@ def test_a_killed_run_resumes_and_ends_as_an_uninterrupted_one(tmp_path, app_env
     assert "continuing from the checkpoint of epoch 2/4" in resumed.stdout + resumed.stderr
     assert history(tmp_path / "killed") == history(tmp_path / "whole")
     final = json.loads((tmp_path / "killed" / "result.json").read_text())
-    assert final["status"] == "completed" and final["per_class_accuracy"] == json.loads(
-        (tmp_path / "whole" / "result.json").read_text())["per_class_accuracy"]
+    whole_result = json.loads((tmp_path / "whole" / "result.json").read_text())
+    assert final["status"] == "completed" and final["per_class_accuracy"] == whole_result["per_class_accuracy"]
+    assert final["tta"] == "flip" and final["test_accuracy"] == whole_result["test_accuracy"]
 
 
 def test_resume_false_starts_over_and_a_missing_source_is_one_line(tmp_path, app_env, data_archive):

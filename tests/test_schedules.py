@@ -55,7 +55,7 @@ def test_bad_schedules_name_the_key():
 
 
 def test_epochs_that_fit_and_the_plateau_rule():
-    assert epochs_that_fit(3600, 100) == 36 and epochs_that_fit(60, 100) == 1
+    assert epochs_that_fit(3600, 100) == 36 and epochs_that_fit(60, 100) == 1 and epochs_that_fit(60, 100, 0) == 0
     entry = lambda loss: type("E", (), {"train_loss": loss})()  # noqa: E731
     falling = [entry(None), entry(2.0), entry(1.5), entry(1.2)]
     flat = [entry(None), entry(2.0), entry(1.5), entry(1.499), entry(1.495)]
@@ -76,17 +76,31 @@ def test_time_budget_fixes_the_epochs_after_the_first_and_scales_the_schedule(mo
 
     calls = []
 
-    def four_fit(budget_s, first_epoch_s):
-        calls.append((budget_s, first_epoch_s))
+    def four_fit(settings, first_epoch_s, first_eval_s, eval_every, elapsed_s, reserve_s):
+        calls.append((settings.time_budget_s, first_epoch_s, elapsed_s))
         return 4
 
-    monkeypatch.setattr(train_module, "epochs_that_fit", four_fit)
+    monkeypatch.setattr(train_module, "planned_epochs", four_fit)
     result = run(Settings(epochs=100, batch_size=50, seed=0, progress_interval_s=0, time_budget_s=3600.0),
                  schedule=Plateaus())
-    assert len(calls) == 1 and calls[0][0] == 3600.0 and calls[0][1] > 0  # timed once, after epoch 1
+    # timed once, after epoch 1: its training time, and the time spent so far (evaluations included)
+    assert len(calls) == 1 and calls[0][0] == 3600.0 and 0 < calls[0][1] < calls[0][2]
     assert result.epochs_planned == 4 and [entry.epoch for entry in result.history] == [0, 1, 2, 3, 4]
     # the course's plateaus, over the 4 epochs that fit rather than the 100 configured
     assert [entry.lr for entry in result.history[1:]] == pytest.approx([0.01, 0.01, 0.001, 0.0001])
+
+
+def test_the_plan_counts_evaluations_the_time_spent_and_the_final_test_time_augmentation():
+    from cifar_sweep.train import planned_epochs
+
+    settings = Settings(time_budget_s=3600.0)
+    # 100 s of training + a 20 s evaluation after each epoch; 150 s spent so far: 1 + 3450 // 120
+    assert planned_epochs(settings, 100.0, 20.0, 1, 150.0, 0.0) == 1 + 28
+    # evaluating every 4th epoch: 105 s per epoch; keeping 120 s for a 6-view final evaluation
+    assert planned_epochs(settings, 100.0, 20.0, 4, 150.0, 120.0) == 1 + 31
+    # nothing left after the first epoch: that one is all
+    assert planned_epochs(settings, 100.0, 20.0, 1, 3590.0, 0.0) == 1
+    assert planned_epochs(Settings(time_budget_s=3600.0, max_epochs=10), 100.0, 20.0, 1, 150.0, 0.0) == 10
 
 
 def test_max_epochs_caps_what_fits():
@@ -148,3 +162,43 @@ def run_with(settings, checkpoints, stop_after=None):
                optimizer=torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9), loss_fn=nn.CrossEntropyLoss(),
                normalize=Normalize([0.5] * 3, [0.5] * 3, torch.device("cpu")), settings=settings,
                checkpoints=checkpoints)
+
+
+def with_epoch_times(monkeypatch, first_s, then_s):
+    """fit() on a fake clock: the first epoch takes `first_s`, every later one `then_s`, evaluations nothing."""
+    import types
+
+    import cifar_sweep.train as train_module
+
+    clock = {"now": 0.0}
+    real_epoch = train_module.train_one_epoch
+    epochs_run = []
+
+    def timed_epoch(*args, **kwargs):
+        epochs_run.append(1)
+        clock["now"] += first_s if len(epochs_run) == 1 else then_s
+        return real_epoch(*args, **kwargs)
+
+    monkeypatch.setattr(train_module, "time", types.SimpleNamespace(perf_counter=lambda: clock["now"]))
+    monkeypatch.setattr(train_module, "train_one_epoch", timed_epoch)
+
+
+def test_a_run_that_slows_down_shortens_its_plan_so_the_schedule_still_ends(monkeypatch):
+    with_epoch_times(monkeypatch, 10.0, 20.0)  # the machine got busy after the first epoch
+    result = run(Settings(epochs=100, batch_size=50, seed=0, progress_interval_s=0, time_budget_s=100.0),
+                 schedule=Plateaus())
+    # planned 10 after the first epoch; at the slower pace, 6 then 5 fit: the plan shrinks rather than
+    # the run being cut off in the middle of its schedule
+    assert result.stopped is None and result.epochs_planned == 5
+    assert [entry.epoch for entry in result.history] == [0, 1, 2, 3, 4, 5]
+    assert result.history[-1].lr == pytest.approx(0.0001)  # the last plateau was reached
+
+
+def test_a_first_epoch_slowed_by_warm_up_does_not_waste_the_budget(monkeypatch):
+    with_epoch_times(monkeypatch, 20.0, 10.0)  # the first epoch pays for warm-up
+    result = run(Settings(epochs=100, batch_size=50, seed=0, progress_interval_s=0, time_budget_s=100.0),
+                 schedule=Plateaus())
+    # 5 planned after the first epoch; at the real pace the plan grows to fill the budget
+    assert result.stopped is None and result.epochs_planned == 9
+    assert [entry.epoch for entry in result.history] == list(range(10))
+    assert result.history[-1].lr == pytest.approx(0.0001)

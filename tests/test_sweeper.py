@@ -199,3 +199,22 @@ def test_custom_search_space_adds_conditional_parameters(tmp_path, app_env, data
         assert ("blocks_of_stage_3" in trial.params) == three_stages
         blocks = json.loads((Path(trial.user_attrs["run_dir"]) / "result.json").read_text())["config"]["model"]["blocks"]
         assert blocks == ([1, 1, trial.params["blocks_of_stage_3"]] if three_stages else 1)
+
+
+def test_the_grid_sampler_tries_every_combination_once(tmp_path, app_env, data_archive):
+    # the selection search behind experiment=best_250k_cpu, on a few images and one epoch per trial
+    args = ["-m", "hparams_search=select_250k_cpu", f"data.root={data_archive}", *TINY, "trainer.time_budget=null",
+            "trainer.epochs=1", "data.test_batch_size=20", f"hydra.sweep.dir={tmp_path / 'sweep'}",
+            f"hydra.sweeper.storage=sqlite:///{tmp_path / 'study.db'}", "hydra.sweeper.n_trials=10"]
+    done = cifar_sweep(*args, env=app_env, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "6 combinations, so n_trials=10 becomes 6" in done.stdout + done.stderr
+    trials = optuna.load_study(study_name="select_250k_cpu", storage=f"sqlite:///{tmp_path / 'study.db'}").get_trials()
+    tried = sorted((t.params["model"], t.params["schedule.peak"]) for t in trials)
+    assert tried == sorted((m, p) for m in ("resnet", "resnet9", "resnet9_early") for p in (0.1, 0.2))
+    assert {r["choices"]["model"] for r in runs(tmp_path).values()} == {"resnet", "resnet9", "resnet9_early"}
+
+    # a grid needs choice() everywhere: the demo search's interval is one line, before any training
+    bad = cifar_sweep(*search(tmp_path / "bad", data_archive, "hydra/sweeper/sampler=grid"), env=app_env, cwd=tmp_path)
+    assert bad.returncode != 0 and "the grid sampler needs choice() for every param" in bad.stderr
+    assert "optimizer.lr" in bad.stderr and not (tmp_path / "bad" / "sweep" / "0").exists()

@@ -66,7 +66,7 @@ def test_evaluate_always_the_same_class():
     assert "50.00%" in text and "100.00%" in text
 
 
-def run_fit(seed, epochs=2, batch_size=16, drop_last=False):
+def run_fit(seed, epochs=2, batch_size=16, drop_last=False, **settings):
     torch.manual_seed(seed)
     (train_x, train_y), (test_x, test_y) = synthetic.make_dataset(train_per_class=30, test_per_class=10)
     model = TutorialNet()
@@ -75,7 +75,7 @@ def run_fit(seed, epochs=2, batch_size=16, drop_last=False):
                  optimizer=torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9),
                  loss_fn=nn.CrossEntropyLoss(), normalize=Normalize([0.5] * 3, [0.5] * 3, torch.device("cpu")),
                  settings=Settings(epochs=epochs, batch_size=batch_size, test_batch_size=64, seed=seed,
-                                   drop_last=drop_last),
+                                   drop_last=drop_last, **settings),
                  on_evaluation=lambda r: seen_epochs.append(r.history[-1].epoch))
     return result, seen_epochs
 
@@ -112,3 +112,54 @@ def test_last_partial_batch_kept_unless_dropped(drop_last, expected_images):
     result, _ = run_fit(seed=0, epochs=1, batch_size=32, drop_last=drop_last)  # 300 = 9 * 32 + 12
     entry = result.history[1]
     assert entry.images_per_s * entry.epoch_time_s == pytest.approx(expected_images)
+
+
+class LooksLeft(nn.Module):
+    """Class 1 when the left half of the image is brighter than the right, else class 0."""
+
+    def forward(self, x):
+        left, right = x[..., :16].mean(dim=(1, 2, 3)), x[..., 16:].mean(dim=(1, 2, 3))
+        logits = torch.zeros(len(x), 10)
+        logits[:, 1] = left - right
+        return logits
+
+
+def test_test_time_flips_sum_the_logits_of_both_views():
+    # bright left halves, all labelled 1: one view says 1, its mirror says 0 with the same confidence
+    images = torch.zeros(6, 3, 32, 32, dtype=torch.uint8)
+    images[..., :16] = 200
+    images[3:, ..., :16] = 100  # dimmer
+    split = DeviceSplit(images, torch.ones(6, dtype=torch.long))
+    assert evaluate(LooksLeft(), split, IDENTITY).accuracy == 1.0
+    # the mirror cancels the evidence exactly: the summed logits tie at 0 and argmax picks class 0
+    assert evaluate(LooksLeft(), split, IDENTITY, tta="flip").accuracy == 0.0
+
+
+def test_fit_can_evaluate_every_few_epochs_and_always_after_the_last():
+    result, seen = run_fit(seed=0, epochs=5, eval_every=2)
+    assert seen == [0, 2, 4, 5] and [entry.epoch for entry in result.history] == [0, 2, 4, 5]
+    # the cumulative training time at each evaluation still counts the epochs evaluated in between
+    assert result.history[-1].train_time_s == pytest.approx(result.train_time_s)
+    assert result.history[1].train_time_s > result.history[1].epoch_time_s
+
+
+def test_weight_averaging_evaluates_the_averaged_weights():
+    trained, _ = run_fit(seed=0, epochs=4)
+    assert trained.history[-1].test_accuracy > 0.6
+    # a decay this close to 1 keeps the averaged weights where the first step left them: near chance
+    frozen, _ = run_fit(seed=0, epochs=4, ema_decay=1 - 1e-9)
+    assert frozen.history[-1].test_accuracy < 0.3
+    averaged, _ = run_fit(seed=0, epochs=4, ema_decay=0.9)
+    assert averaged.history[-1].test_accuracy > 0.6
+    # the same training underneath: the losses are those of the run without averaging
+    assert [e.train_loss for e in averaged.history] == [e.train_loss for e in trained.history]
+
+
+def test_the_final_evaluation_with_test_time_augmentation_is_the_result():
+    plain, _ = run_fit(seed=0, epochs=2)
+    flipped, seen = run_fit(seed=0, epochs=2, tta="flip_shift")
+    assert seen == [0, 1, 2, 2]  # the run record is rewritten once more after the final evaluation
+    assert flipped.tta == "flip_shift" and plain.tta == "none"
+    assert [e.test_accuracy for e in flipped.history] == [e.test_accuracy for e in plain.history]
+    assert flipped.final_test.total == plain.final_test.total
+    assert plain.final_test.accuracy == plain.history[-1].test_accuracy

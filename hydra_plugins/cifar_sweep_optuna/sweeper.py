@@ -67,6 +67,16 @@ def distribution_of(override: Override) -> BaseDistribution | None:
                      f"range(), interval() or tag(log, interval())")
 
 
+def grid_of(distributions: dict[str, BaseDistribution]) -> dict[str, list]:
+    """GridSampler's search space from the sweep's choice() params: every combination is tried once."""
+    not_choices = [key for key, d in distributions.items() if not isinstance(d, CategoricalDistribution)]
+    if not_choices:
+        raise CompactHydraException(
+            f"cifar-sweep: error: the grid sampler needs choice() for every param, but {', '.join(not_choices)} "
+            f"is a range or interval: write it as choice(...) or use another sampler")
+    return {key: list(d.choices) for key, d in distributions.items()}
+
+
 def _plain(value: Any) -> Any:
     """Optuna's categorical choices must be None, bool, int, float or str."""
     return value if value is None or isinstance(value, (bool, int, float, str)) else str(value)
@@ -117,21 +127,25 @@ class CifarOptunaSweeper(Sweeper):
 
         return open_storage(str(self.storage_url), self.heartbeat_interval_s, self.grace_period_s)
 
-    def _sampler(self, seed_offset: int = 0) -> optuna.samplers.BaseSampler:
+    def _sampler(self, distributions: dict[str, BaseDistribution],
+                 seed_offset: int = 0) -> optuna.samplers.BaseSampler:
         conf = OmegaConf.to_container(self.sampler_conf, resolve=True) if self.sampler_conf is not None else {}
         module, _, name = conf.pop("_target_", "optuna.samplers.TPESampler").rpartition(".")
         if conf.get("seed") is not None:
             conf["seed"] += seed_offset
+        if name == "GridSampler" and not conf.get("search_space"):
+            conf["search_space"] = grid_of(distributions)
         return getattr(importlib.import_module(module), name)(**conf)
 
-    def _study(self) -> optuna.Study:
+    def _study(self, distributions: dict[str, BaseDistribution]) -> optuna.Study:
         directions = [str(d) for d in self.directions]
         from cifar_sweep.studies import make_pruner
 
+        sampler = self._sampler(distributions)
         for attempt in range(10):
             try:
                 study = optuna.create_study(study_name=self.study_name, storage=self._storage(),
-                                            sampler=self._sampler(), pruner=make_pruner(self.pruner_conf),
+                                            sampler=sampler, pruner=make_pruner(self.pruner_conf),
                                             directions=directions, load_if_exists=True)
                 break
             except Exception as error:  # workers started together race to create the tables and the study
@@ -146,7 +160,7 @@ class CifarOptunaSweeper(Sweeper):
         if existing:
             # A resumed study: the same seed would propose the same first parameters again. Offset it by
             # the trials so far, which keeps a resumed search repeatable and new.
-            study.sampler = self._sampler(seed_offset=existing)
+            study.sampler = self._sampler(distributions, seed_offset=existing)
         return study
 
     # ------------------------------------------------------------------ the sweep
@@ -165,7 +179,12 @@ class CifarOptunaSweeper(Sweeper):
 
         # Optuna warns that heartbeats are meant for Study.optimize; this sweeper records them itself (_heartbeat).
         warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed to be used with Study.optimize")
-        study = self._study()
+        study = self._study(distributions)
+        if isinstance(study.sampler, optuna.samplers.GridSampler):
+            cells = math.prod(len(choices) for choices in grid_of(distributions).values())
+            if self.n_trials > cells:
+                log.info("grid sampler: %d combinations, so n_trials=%d becomes %d", cells, self.n_trials, cells)
+                self.n_trials = cells
         running = {t.number for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))}
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
