@@ -302,12 +302,18 @@ def fit(model: nn.Module, train: DeviceSplit, test: DeviceSplit, *, optimizer: t
         wanted = epoch + more
         if settings.max_epochs:
             wanted = min(wanted, settings.max_epochs)
-        # growing only over whole evaluation cycles, so that the pace includes its share of evaluations
+        # Growing only over whole evaluation cycles (so that the pace includes its share of evaluations),
+        # and keeping a spare epoch, so that the plan does not swing back and forth by one.
         may_grow = since_first >= 1 and since_first % eval_every == 0 and epoch < plan.epochs / 2
-        if more >= 1 and (wanted < plan.epochs or (wanted > plan.epochs and may_grow)):
-            log.info("time budget: at %.1f s per epoch since the first, %d epochs fit rather than %d; the schedule "
-                     "is rescaled to them", pace, wanted, plan.epochs)
-            plan.epochs = result.epochs_planned = wanted
+        if more >= 1 and wanted < plan.epochs:
+            new_plan = wanted
+        elif may_grow and wanted - 1 > plan.epochs:
+            new_plan = wanted - 1
+        else:
+            return more
+        log.info("time budget: at %.1f s per epoch since the first, %d epochs fit rather than %d; the schedule is "
+                 "rescaled to them", pace, new_plan, plan.epochs)
+        plan.epochs = result.epochs_planned = new_plan
         return more
 
     saved = checkpoints.load() if checkpoints is not None else None
