@@ -162,7 +162,10 @@ def test_every_schedule_option_builds_a_scheduler(schedule):
     assert (len(set(lrs)) == 1) == (schedule == "constant")
 
 
-@pytest.mark.parametrize("experiment", options("experiment"))
+RECIPES = ["best_250k", "best_250k_cpu"]  # the final objective's single runs; every other experiment is a multirun
+
+
+@pytest.mark.parametrize("experiment", [name for name in options("experiment") if name not in RECIPES])
 def test_every_experiment_is_a_ready_multirun(experiment):
     with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
         cfg = compose(config_name="config", overrides=[f"experiment={experiment}"], return_hydra_config=True)
@@ -170,6 +173,20 @@ def test_every_experiment_is_a_ready_multirun(experiment):
     assert params and any("," in str(value) for value in params.values())
     text = (Path(CONFIG_DIR) / "experiment" / f"{experiment}.yaml").read_text()
     assert text.startswith("# @package _global_\n# ")  # and says in a comment what it compares
+
+
+@pytest.mark.parametrize("recipe", RECIPES)
+def test_the_final_objective_recipes_fit_the_budget_and_the_hour(recipe):
+    from cifar_sweep.budget import count_config_params
+
+    assert set(RECIPES) <= set(options("experiment"))
+    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+        cfg = compose(config_name="config", overrides=[f"experiment={recipe}"])
+    assert cfg.trainer.time_budget == "1h" and cfg.budget.max_params == 250_000
+    assert count_config_params(cfg.model) <= 250_000
+    # chosen on a validation split; the recipe itself trains on all the training images and tests once
+    assert cfg.data.val_size == 0 and cfg.objective == "test_accuracy"
+    assert cfg.trainer.tta == "flip_shift" and cfg.trainer.epochs > 2  # the schedule's length before timing
 
 
 def test_an_experiment_runs_as_a_multirun(tmp_path, app_env, data_archive):
