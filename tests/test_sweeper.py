@@ -213,6 +213,16 @@ def test_the_grid_sampler_tries_every_combination_once(tmp_path, app_env, data_a
     tried = sorted((t.params["model"], t.params["schedule.peak"]) for t in trials)
     assert tried == sorted((m, p) for m in ("resnet", "resnet9", "resnet9_early") for p in (0.1, 0.2))
     assert {r["choices"]["model"] for r in runs(tmp_path).values()} == {"resnet", "resnet9", "resnet9_early"}
+    assert "best_value" in (tmp_path / "sweep" / "optimization_results.yaml").read_text()
+
+    # over-budget combinations use up their grid cells without being trained; the sweep then ends
+    small = [a.replace(str(tmp_path / "sweep"), str(tmp_path / "small")).replace("study.db", "small.db") for a in args]
+    done = cifar_sweep(*small, "budget.max_params=240000", env=app_env, cwd=tmp_path)  # resnet has 248,778
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "every combination has been tried" in done.stdout + done.stderr
+    trials = optuna.load_study(study_name="select_250k_cpu", storage=f"sqlite:///{tmp_path / 'small.db'}").get_trials()
+    over = sorted(t.params["schedule.peak"] for t in trials if t.user_attrs.get("status") == "over_budget")
+    assert over == [0.1, 0.2] and len([t for t in trials if t.user_attrs.get("launched")]) == 4
 
     # a grid needs choice() everywhere: the demo search's interval is one line, before any training
     bad = cifar_sweep(*search(tmp_path / "bad", data_archive, "hydra/sweeper/sampler=grid"), env=app_env, cwd=tmp_path)

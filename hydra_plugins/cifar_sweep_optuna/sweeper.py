@@ -77,6 +77,15 @@ def grid_of(distributions: dict[str, BaseDistribution]) -> dict[str, list]:
     return {key: list(d.choices) for key, d in distributions.items()}
 
 
+class AskAndTellGridSampler(optuna.samplers.GridSampler):
+    """Optuna's grid sampler, minus its Study.stop() once the grid is exhausted: that call only works inside
+    Study.optimize, and raises at the last tell of an ask-and-tell loop. This sweeper stops by itself
+    (at n_trials, capped at the grid's size, or when no combination is left untried)."""
+
+    def after_trial(self, study, trial, state, values) -> None:
+        pass
+
+
 def _plain(value: Any) -> Any:
     """Optuna's categorical choices must be None, bool, int, float or str."""
     return value if value is None or isinstance(value, (bool, int, float, str)) else str(value)
@@ -133,8 +142,10 @@ class CifarOptunaSweeper(Sweeper):
         module, _, name = conf.pop("_target_", "optuna.samplers.TPESampler").rpartition(".")
         if conf.get("seed") is not None:
             conf["seed"] += seed_offset
-        if name == "GridSampler" and not conf.get("search_space"):
-            conf["search_space"] = grid_of(distributions)
+        if name == "GridSampler":
+            conf.setdefault("search_space", None)
+            conf["search_space"] = conf["search_space"] or grid_of(distributions)
+            return AskAndTellGridSampler(**conf)
         return getattr(importlib.import_module(module), name)(**conf)
 
     def _study(self, distributions: dict[str, BaseDistribution]) -> optuna.Study:
@@ -201,6 +212,9 @@ class CifarOptunaSweeper(Sweeper):
         failures = 0
         returns = []
         while self._launched(study) < self.n_trials:
+            if isinstance(study.sampler, optuna.samplers.GridSampler) and study.sampler.is_exhausted(study):
+                log.info("grid sampler: every combination has been tried (over-budget ones included)")
+                break
             batch, trials = [], []
             while len(batch) < min(self.n_jobs, self.n_trials - self._launched(study)):
                 trial = study.ask(distributions)
