@@ -26,7 +26,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from . import costs
 from .checkpoint import CHECKPOINT_FILE, Checkpoints
-from .augment import TEST_TIME_VIEWS
+from .augment import count_test_time_views
 from .budget import count_config_params, count_params
 from .data import CIFAR10, load_cifar10
 from .device import configure_backends, describe_hardware, pick_autocast, pick_channels_last, pick_device
@@ -156,8 +156,7 @@ def _check_config(cfg: DictConfig) -> None:
     if isinstance(cfg.trainer.eval_every, bool) or not isinstance(cfg.trainer.eval_every, int) \
             or cfg.trainer.eval_every < 1:
         raise ConfigError(f"trainer.eval_every={cfg.trainer.eval_every} must be a whole number >= 1")
-    if cfg.trainer.tta not in TEST_TIME_VIEWS:
-        raise ConfigError(f"trainer.tta={cfg.trainer.tta} is unknown: choose one of {', '.join(TEST_TIME_VIEWS)}")
+    count_test_time_views(cfg.trainer.tta)  # an unknown name is one line
     decay = cfg.trainer.ema_decay
     if decay is not None and (isinstance(decay, bool) or not isinstance(decay, (int, float)) or not 0 < decay < 1):
         raise ConfigError(f"trainer.ema_decay={decay} must be a number in (0, 1), e.g. 0.999, or null")

@@ -67,7 +67,14 @@ class BatchAugment:
         return padded[batch, channel, rows, cols]
 
 
-TEST_TIME_VIEWS = ("none", "flip", "flip_shift")
+TEST_TIME_VIEWS = {"none": 1, "flip": 2, "flip_shift": 6}  # trainer.tta -> the number of views
+
+
+def count_test_time_views(kind: str) -> int:
+    """The views `test_time_views` makes for `kind` (which it checks): what a final evaluation costs."""
+    if kind not in TEST_TIME_VIEWS:
+        raise ConfigError(f"trainer.tta={kind} is unknown: choose one of {', '.join(TEST_TIME_VIEWS)}")
+    return TEST_TIME_VIEWS[kind]
 
 
 def test_time_views(images: torch.Tensor, kind: str) -> list[torch.Tensor]:
@@ -78,9 +85,7 @@ def test_time_views(images: torch.Tensor, kind: str) -> list[torch.Tensor]:
         flip_shift  those two, and both shifted one pixel up-left and one pixel down-right (the border
                     reflected), as in Keller Jordan's airbench: 6 views, 6x the evaluation time
     """
-    if kind not in TEST_TIME_VIEWS:
-        raise ConfigError(f"trainer.tta={kind} is unknown: choose one of {', '.join(TEST_TIME_VIEWS)}")
-    if kind == "none":
+    if count_test_time_views(kind) == 1:
         return [images]
     views = [images, images.flip(3)]
     if kind == "flip_shift":

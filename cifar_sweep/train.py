@@ -22,7 +22,7 @@ import torch
 from torch import nn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
-from .augment import BatchAugment, test_time_views
+from .augment import BatchAugment, count_test_time_views, test_time_views
 from .checkpoint import Checkpoints
 from .costs import KINDS, OpCount
 from .progress import Progress
@@ -212,7 +212,7 @@ def fit(model: nn.Module, train: DeviceSplit, test: DeviceSplit, *, optimizer: t
         # torch's own weight averaging; use_buffers: the batch-norm statistics are averaged too.
         averaged = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(settings.ema_decay), use_buffers=True)
     evaluated_model = averaged.module if averaged is not None else model
-    views = len(test_time_views(test.images[:1], settings.tta))  # also checks the name before any training
+    views = count_test_time_views(settings.tta)  # also checks the name before any training
     # The evaluation before training, and the time spent when the first epoch ended: the first epoch
     # carries one-off costs (warm-up), so the pace of later epochs is measured from its end.
     timing = {"first_eval_s": 0.0, "after_first_s": 0.0}

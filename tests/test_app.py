@@ -144,6 +144,9 @@ def test_missing_data_is_one_line_and_a_failed_record(tmp_path, app_env):
     ("objective=val_accuracy", "needs a validation split"),
     ("objective=speed", "objective=speed is unknown"),
     ("data.batch_size=0", "data.batch_size=0 must be"),
+    ("trainer.tta=mirror", "trainer.tta=mirror is unknown: choose one of none, flip, flip_shift"),
+    ("trainer.eval_every=0", "trainer.eval_every=0 must be a whole number >= 1"),
+    ("trainer.ema_decay=1.5", "trainer.ema_decay=1.5 must be a number in (0, 1)"),
 ])
 def test_bad_values_are_one_line(tmp_path, app_env, data_archive, override, expected):
     done = cifar_sweep(f"data.root={data_archive}", "trainer.epochs=1", override,

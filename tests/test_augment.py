@@ -89,3 +89,11 @@ def test_test_time_views_are_flips_and_one_pixel_shifts():
     assert views[2].is_contiguous(memory_format=torch.channels_last)  # the model's memory format is kept
     with pytest.raises(ConfigError, match="trainer.tta=mirror is unknown"):
         test_time_views(images, "mirror")
+
+
+def test_the_view_counts_match_the_views():
+    from cifar_sweep.augment import TEST_TIME_VIEWS, count_test_time_views, test_time_views
+
+    images = torch.randn(2, 3, 32, 32)
+    for kind in TEST_TIME_VIEWS:
+        assert count_test_time_views(kind) == len(test_time_views(images, kind))
