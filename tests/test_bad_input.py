@@ -7,7 +7,7 @@ import json
 import optuna
 
 from .test_app import cifar_sweep
-from .test_sweeper import search
+from .test_sweeper import search, study_in
 
 
 def test_a_diverging_run_ends_as_diverged_with_its_history(tmp_path, app_env, data_archive):
@@ -26,7 +26,7 @@ def test_a_diverging_trial_is_told_failed_never_a_made_up_accuracy(tmp_path, app
                                "hydra.sweeper.params={optimizer.lr: 'choice(1e6)'}", "hydra.sweeper.max_failure_rate=1.0"),
                        env=app_env, cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-2000:]
-    trials = optuna.load_study(study_name="demo", storage=f"sqlite:///{tmp_path / 'study.db'}").get_trials()
+    trials = study_in(tmp_path).get_trials()
     launched = [t for t in trials if t.user_attrs.get("launched")]
     assert launched and all(t.state == optuna.trial.TrialState.FAIL and t.value is None for t in launched)
 

@@ -26,6 +26,11 @@ def search(tmp_path, data_archive, *extra):
             f"hydra.sweeper.storage=sqlite:///{tmp_path / 'study.db'}", *extra]
 
 
+def study_in(tmp_path, name="demo", database="study.db") -> optuna.Study:
+    """The study a search() (or a sweep given the same storage) wrote."""
+    return optuna.load_study(study_name=name, storage=f"sqlite:///{tmp_path / database}")
+
+
 def runs(tmp_path) -> dict[int, dict]:
     return {int(p.parent.name): json.loads(p.read_text()) for p in (tmp_path / "sweep").glob("*/result.json")}
 
@@ -34,7 +39,7 @@ def test_over_budget_trials_are_never_launched_and_a_rerun_continues(tmp_path, a
     args = search(tmp_path, data_archive, "trainer.epochs=1", "budget.max_params=30000", "hydra.sweeper.n_trials=3")
     done = cifar_sweep(*args, env=app_env, cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-3000:]
-    study = optuna.load_study(study_name="demo", storage=f"sqlite:///{tmp_path / 'study.db'}")
+    study = study_in(tmp_path)
     trials = study.get_trials()
     over = [t for t in trials if t.user_attrs.get("status") == "over_budget"]
     launched = [t for t in trials if t.user_attrs.get("launched")]
@@ -52,7 +57,7 @@ def test_over_budget_trials_are_never_launched_and_a_rerun_continues(tmp_path, a
     args = search(tmp_path, data_archive, "trainer.epochs=1", "budget.max_params=30000", "hydra.sweeper.n_trials=5")
     again = cifar_sweep(*args, env=app_env, cwd=tmp_path)
     assert again.returncode == 0, again.stderr[-3000:]
-    study = optuna.load_study(study_name="demo", storage=f"sqlite:///{tmp_path / 'study.db'}")
+    study = study_in(tmp_path)
     launched_now = [t.number for t in study.get_trials() if t.user_attrs.get("launched")]
     assert len(launched_now) == 5 and sorted(runs(tmp_path)) == sorted(launched_now)
     assert min(set(launched_now) - {t.number for t in launched}) > max(t.number for t in launched)  # numbers go on
@@ -74,9 +79,7 @@ def test_a_sweep_killed_mid_trial_is_resumed_and_the_trial_retried(tmp_path, app
     os.killpg(sweep.pid, signal.SIGKILL)  # mid-trial: the job runs inside the sweep's process
     sweep.wait()
     assert json.loads(first.read_text())["status"] == "running"
-    storage = f"sqlite:///{tmp_path / 'study.db'}"
-    killed = [t for t in optuna.load_study(study_name="demo", storage=storage).get_trials()
-              if t.state == optuna.trial.TrialState.RUNNING]
+    killed = [t for t in study_in(tmp_path).get_trials() if t.state == optuna.trial.TrialState.RUNNING]
     assert len(killed) == 1
     time.sleep(3)  # past the grace period: the killed trial's heartbeat has stopped
 
@@ -84,7 +87,7 @@ def test_a_sweep_killed_mid_trial_is_resumed_and_the_trial_retried(tmp_path, app
                                   "hydra.sweeper.heartbeat_interval_s=1", "hydra.sweeper.grace_period_s=2"),
                           env=app_env, cwd=tmp_path)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
-    trials = optuna.load_study(study_name="demo", storage=storage).get_trials()
+    trials = study_in(tmp_path).get_trials()
     states = {t.number: t.state for t in trials}
     assert states[killed[0].number] == optuna.trial.TrialState.FAIL
     completed = [t for t in trials if t.state == optuna.trial.TrialState.COMPLETE]
@@ -104,7 +107,7 @@ def test_pruning_stops_unpromising_trials(tmp_path, app_env, data_archive):
                   "hydra.sweeper.pruner.n_warmup_steps=0", "objective=val_accuracy")
     done = cifar_sweep(*args, env=app_env, cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-3000:]
-    trials = optuna.load_study(study_name="demo", storage=f"sqlite:///{tmp_path / 'study.db'}").get_trials()
+    trials = study_in(tmp_path).get_trials()
     pruned = [t for t in trials if t.user_attrs.get("status") == "pruned"]
     assert pruned, [(t.number, t.state, t.intermediate_values) for t in trials]
     for trial in pruned:
@@ -120,7 +123,7 @@ def test_two_objectives_give_a_pareto_front(tmp_path, app_env, data_archive):
                   "hydra/sweeper/sampler=nsgaii", "+hydra.sweeper.sampler.population_size=2")
     done = cifar_sweep(*args, env=app_env, cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-3000:]
-    study = optuna.load_study(study_name="demo", storage=f"sqlite:///{tmp_path / 'study.db'}")
+    study = study_in(tmp_path)
     front = study.best_trials
     assert front and all(len(t.values) == 2 for t in front)
     for trial in front:  # no trial of the study dominates a trial of the front
@@ -191,7 +194,7 @@ def test_custom_search_space_adds_conditional_parameters(tmp_path, app_env, data
                   "hydra.sweeper.custom_search_space=tests.test_sweeper.conditional_space")
     done = cifar_sweep(*args, env=app_env, cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-3000:]
-    trials = [t for t in optuna.load_study(study_name="demo", storage=f"sqlite:///{tmp_path / 'study.db'}").get_trials()
+    trials = [t for t in study_in(tmp_path).get_trials()
               if t.state == optuna.trial.TrialState.COMPLETE]
     assert len(trials) == 4
     for trial in trials:
@@ -209,7 +212,7 @@ def test_the_grid_sampler_tries_every_combination_once(tmp_path, app_env, data_a
     done = cifar_sweep(*args, env=app_env, cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-3000:]
     assert "6 combinations, so n_trials=10 becomes 6" in done.stdout + done.stderr
-    trials = optuna.load_study(study_name="select_250k_cpu", storage=f"sqlite:///{tmp_path / 'study.db'}").get_trials()
+    trials = study_in(tmp_path, "select_250k_cpu").get_trials()
     tried = sorted((t.params["model"], t.params["schedule.peak"]) for t in trials)
     assert tried == sorted((m, p) for m in ("resnet", "resnet9", "resnet9_early") for p in (0.1, 0.2))
     assert {r["choices"]["model"] for r in runs(tmp_path).values()} == {"resnet", "resnet9", "resnet9_early"}
@@ -220,7 +223,7 @@ def test_the_grid_sampler_tries_every_combination_once(tmp_path, app_env, data_a
     done = cifar_sweep(*small, "budget.max_params=240000", env=app_env, cwd=tmp_path)  # resnet has 248,778
     assert done.returncode == 0, done.stderr[-3000:]
     assert "every combination has been tried" in done.stdout + done.stderr
-    trials = optuna.load_study(study_name="select_250k_cpu", storage=f"sqlite:///{tmp_path / 'small.db'}").get_trials()
+    trials = study_in(tmp_path, "select_250k_cpu", "small.db").get_trials()
     over = sorted(t.params["schedule.peak"] for t in trials if t.user_attrs.get("status") == "over_budget")
     assert over == [0.1, 0.2] and len([t for t in trials if t.user_attrs.get("launched")]) == 4
 

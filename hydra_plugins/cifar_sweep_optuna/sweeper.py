@@ -143,8 +143,7 @@ class CifarOptunaSweeper(Sweeper):
         if conf.get("seed") is not None:
             conf["seed"] += seed_offset
         if name == "GridSampler":
-            conf.setdefault("search_space", None)
-            conf["search_space"] = conf["search_space"] or grid_of(distributions)
+            conf["search_space"] = conf.get("search_space") or grid_of(distributions)
             return AskAndTellGridSampler(**conf)
         return getattr(importlib.import_module(module), name)(**conf)
 
