@@ -10,9 +10,9 @@ The return value is the configured objective, so that sweepers (Optuna) can opti
 from __future__ import annotations
 
 import itertools
-import shutil
 import logging
 import os
+import shutil
 import sys
 import tempfile
 from pathlib import Path
@@ -24,24 +24,23 @@ from hydra.types import RunMode
 from hydra.utils import instantiate, to_absolute_path
 from omegaconf import DictConfig, OmegaConf
 
-from . import costs
-from .checkpoint import CHECKPOINT_FILE, Checkpoints
-from .augment import count_test_time_views
-from .budget import count_config_params, count_params
+from . import costs, pieces
+from .budget import count_config_params
+from .checkpoint import Checkpoints
+from .config import check_ranges, trainer_config
+from .console import format_per_class
 from .data import CIFAR10, load_cifar10
-from .device import configure_backends, describe_hardware, pick_autocast, pick_channels_last, pick_device
+from .device import Runtime, describe_hardware
 from .errors import ConfigError, RunFailed, find_user_error, one_line
 from .records import RunRecord
+from .schema import CHECKPOINT_FILE, OBJECTIVES, Status
 from .studies import TrialPruned, reporter_for
-from .train import DeviceSplit, FitResult, Normalize, Settings, fit, format_per_class
+from .train import FitResult, Normalize, Task, fit
 
 log = logging.getLogger("cifar_sweep")
 # conf/ sits beside the package at the top of the repository (the layout is fixed); an absolute path makes
 # Hydra read it as a directory, whichever way the script was started (console script, -m, tests).
 CONFIG_DIR = str(Path(__file__).resolve().parent.parent / "conf")
-# What a run can return to a sweeper: one of these, or a list of them for a multi-objective search
-# (e.g. objective=[val_accuracy,params] with directions [maximize, minimize]).
-OBJECTIVES = ("test_accuracy", "best_test_accuracy", "val_accuracy", "best_val_accuracy", "params", "train_time_s")
 
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="config")
@@ -120,14 +119,14 @@ def run(cfg: DictConfig) -> float:
         overrides=list(hydra_cfg.overrides.task),
         job_num=hydra_cfg.job.get("num"),
         study=cfg.trial.study, trial=cfg.trial.number,
-        config=OmegaConf.to_container(cfg, resolve=True),
+        config=OmegaConf.to_container(cfg, resolve=True, enum_to_str=True),
     )
     try:
-        return _train(cfg, record)
+        return train_and_record(cfg, record)
     except Exception as error:
         user_error = find_user_error(error)
         message = str(user_error) if user_error else f"{type(error).__name__}: {error}"
-        record.update(status="failed", error=message)
+        record.update(status=Status.FAILED, error=message)
         if user_error is None:
             raise  # a bug, not bad input: keep the traceback
         if hydra_cfg.mode == RunMode.RUN:
@@ -139,69 +138,77 @@ def run(cfg: DictConfig) -> float:
         raise RunFailed(f"cifar-sweep: error: {message}") from None
 
 
-def _check_config(cfg: DictConfig) -> None:
-    """What composition cannot check: fail before any data is loaded or any weight is made."""
+def train_and_record(cfg: DictConfig, record: RunRecord) -> float | list | None:
+    """The recipe: check what can be checked before any data is read, build, train, record."""
+    params = check_before_data(cfg)
+    record.update(params=params, seed=cfg.trainer.seed, objective=objective_of(cfg), epochs_planned=cfg.trainer.epochs,
+                  time_budget_s=pieces.parse_duration(cfg.trainer.time_budget))
+    runtime = Runtime.from_config(cfg.runtime)
+    runtime.apply()
+    torch.manual_seed(cfg.trainer.seed)
+    data = load_data(cfg.data)
+    task = build_task(cfg, data, runtime)
+    log.info("model %s: %s parameters; device %s", record.fields["choices"].get("model"), f"{params:,}",
+             runtime.device)
+    uncounted = measure_costs(task, cfg.data, record, params)
+    if runtime.compile:
+        task.model = torch.compile(task.model)  # shares the parameters, and so the optimizer, with the model
+    record.update(data=data.describe(), hardware=describe_hardware(runtime.device), speed=runtime.describe(),
+                  ops_per_image=task.eval_ops_per_image.as_dict(), train_ops_per_image=task.train_ops_per_image.as_dict(),
+                  uncounted_ops=uncounted, classes=list(data.classes))
+    trainer = trainer_config(cfg)
+    chosen = pieces.from_config(trainer) + pruner_reports(cfg, record)
+    try:
+        result = fit(task, trainer, chosen, on_evaluation=lambda result: record_evaluation(record, result, data.classes),
+                     checkpoints=pick_checkpoints(trainer.resume, record.run_dir))
+    except TrialPruned as pruned:
+        record.update(status=Status.PRUNED, stopped_early=str(pruned))
+        log.info("%s; run directory %s", pruned, record.run_dir)
+        return None  # the sweeper reads `pruned` from result.json and tells Optuna so
+    return finish(cfg, record, result, data.classes, params)
+
+
+def check_before_data(cfg: DictConfig) -> int:
+    """What composition cannot check, before any data is loaded or any weight is made; returns the parameters
+    of the model, counted on the meta device (no weights made): a model over budget fails in a second."""
+    check_ranges(cfg)
     for objective in objectives_of(cfg):
         if objective not in OBJECTIVES:
             raise ConfigError(f"objective={objective} is unknown: choose one of {', '.join(OBJECTIVES)}, "
                               f"or a list of them")
         if objective.endswith("val_accuracy") and not cfg.data.val_size:
             raise ConfigError(f"objective={objective} needs a validation split: set data.val_size (e.g. 5000)")
-    for key in ("batch_size", "test_batch_size"):
-        if not isinstance(cfg.data[key], int) or cfg.data[key] <= 0:
-            raise ConfigError(f"data.{key}={cfg.data[key]} must be a whole number > 0")
-    if not isinstance(cfg.trainer.epochs, int) or cfg.trainer.epochs < 0:
-        raise ConfigError(f"trainer.epochs={cfg.trainer.epochs} must be a whole number >= 0")
-    parse_duration(cfg.trainer.time_budget)
-    if isinstance(cfg.trainer.eval_every, bool) or not isinstance(cfg.trainer.eval_every, int) \
-            or cfg.trainer.eval_every < 1:
-        raise ConfigError(f"trainer.eval_every={cfg.trainer.eval_every} must be a whole number >= 1")
-    count_test_time_views(cfg.trainer.tta)  # an unknown name is one line
-    decay = cfg.trainer.ema_decay
-    if decay is not None and (isinstance(decay, bool) or not isinstance(decay, (int, float)) or not 0 < decay < 1):
-        raise ConfigError(f"trainer.ema_decay={decay} must be a number in (0, 1), e.g. 0.999, or null")
+    pieces.parse_duration(cfg.trainer.time_budget)
+    params = count_config_params(cfg.model)
+    limit = cfg.budget.max_params
+    if limit is not None and params > limit:
+        raise ConfigError(f"the model has {params:,} parameters, over budget.max_params={limit:,}: choose smaller "
+                          f"widths or depth, or lift the limit with budget.max_params=null")
+    return params
 
 
 def objectives_of(cfg: DictConfig) -> list[str]:
     return [cfg.objective] if isinstance(cfg.objective, str) else list(cfg.objective)
 
 
-def parse_duration(value) -> float | None:
-    """`1h`, `15m`, `90s`, `2.5h` or a number of seconds -> seconds; null -> None."""
-    if value is None:
-        return None
-    if isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0:
-        return float(value)
-    units = {"h": 3600.0, "m": 60.0, "s": 1.0}
-    text = str(value).strip().lower()
-    try:
-        seconds = float(text[:-1]) * units[text[-1]] if text and text[-1] in units else float(text)
-    except ValueError:
-        seconds = -1.0
-    if seconds <= 0:
-        raise ConfigError(f"trainer.time_budget={value} is not a duration: write e.g. 1h, 15m, 90s or 3600")
-    return seconds
+def objective_of(cfg: DictConfig) -> str | list[str]:
+    return cfg.objective if isinstance(cfg.objective, str) else list(cfg.objective)
 
 
-def _measure_costs(model, optimizer, loss_fn, data: CIFAR10, data_cfg: DictConfig, record: RunRecord,
-                   params: int) -> tuple[costs.CostReport, costs.OpCount, list[str]]:
-    """The forward table (written as network.md/csv) and the operations of one training step per image.
-
-    Counted on the CPU, on copies: the model being trained is not touched."""
-    network = costs.describe(model)
-    sample = slice(0, min(data_cfg.batch_size, 128))  # operations scale with images: one batch of at most 128
-    images = Normalize(data_cfg.mean, data_cfg.std, torch.device("cpu"))(data.train.images[sample])
-    train_ops, uncounted = costs.training_ops_per_image(model, optimizer, loss_fn,
-                                                        (images, data.train.labels[sample]))
-    uncounted = sorted(set(network.uncounted) | set(uncounted))
-    if uncounted:
-        log.warning("no operation count rule for %s: counted as 0 (please report it)", ", ".join(uncounted))
-    record.write_network(costs.table_rows(network), heading=f"# {record.fields['choices'].get('model')}: "
-                         f"{params:,} parameters, one 3x32x32 image, eval mode")
-    totals = network.totals
-    log.info("forward pass of one image: %s operations (%s adds, %s muls, %s max, %s other); training: %s per image",
-             *(f"{v:,}" for v in (totals.total, totals.adds, totals.muls, totals.max, totals.other, train_ops.total)))
-    return network, train_ops, uncounted
+def build_task(cfg: DictConfig, data: CIFAR10, runtime: Runtime) -> Task:
+    """The model, its optimizer, loss, augmentation and schedule from their groups; the data on the device."""
+    device = runtime.device
+    model = build("model", cfg.model).to(device, memory_format=runtime.memory_format)
+    optimizer = build("optimizer", cfg.optimizer, model.parameters())
+    loss_fn = build("loss", cfg.loss)
+    augment = build("augmentation", cfg.augmentation, seed=cfg.trainer.seed + 1, device=device)
+    schedule = build("schedule", cfg.schedule)
+    return Task(model=model, optimizer=optimizer, loss_fn=loss_fn, train=data.train.to(device), test=data.test.to(device),
+                val=data.val.to(device) if data.val is not None else None,
+                normalize=Normalize(cfg.data.mean, cfg.data.std, device, channels_last=runtime.channels_last),
+                batch_size=cfg.data.batch_size, test_batch_size=cfg.data.test_batch_size,
+                augment=augment if augment.active else None, schedule=schedule, autocast_dtype=runtime.autocast_dtype,
+                num_classes=len(data.classes))
 
 
 def build(group: str, node: DictConfig, *args, **kwargs):
@@ -216,140 +223,73 @@ def build(group: str, node: DictConfig, *args, **kwargs):
                           f"shows them)") from None
 
 
-def pick_checkpoints(resume, run_dir: Path) -> Checkpoints:
+def measure_costs(task: Task, data_cfg: DictConfig, record: RunRecord, params: int) -> list[str]:
+    """The forward table (written as network.md/csv) and the operations of one training step per image, set on
+    the task; returns the operators that have no counting rule. Counted on the CPU, on copies: the model being
+    trained is not touched. Done before torch.compile wraps the model."""
+    network = costs.describe(task.model)
+    sample = slice(0, min(data_cfg.batch_size, 128))  # operations scale with images: one batch of at most 128
+    images = Normalize(data_cfg.mean, data_cfg.std, torch.device("cpu"))(task.train.images[sample].cpu())
+    train_ops, uncounted = costs.training_ops_per_image(task.model, task.optimizer, task.loss_fn,
+                                                        (images, task.train.labels[sample].cpu()))
+    uncounted = sorted(set(network.uncounted) | set(uncounted))
+    if uncounted:
+        log.warning("no operation count rule for %s: counted as 0 (please report it)", ", ".join(uncounted))
+    record.write_network(costs.table_rows(network), heading=f"# {record.fields['choices'].get('model')}: "
+                         f"{params:,} parameters, one 3x32x32 image, eval mode")
+    totals = network.totals
+    log.info("forward pass of one image: %s operations (%s adds, %s muls, %s max, %s other); training: %s per image",
+             *(f"{v:,}" for v in (totals.total, totals.adds, totals.muls, totals.max, totals.other, train_ops.total)))
+    task.eval_ops_per_image, task.train_ops_per_image = totals, train_ops
+    return uncounted
+
+
+def pruner_reports(cfg: DictConfig, record: RunRecord) -> list[pieces.Piece]:
+    """In a pruning search, the piece that reports the objective after each evaluation to this run's trial."""
+    reporter = reporter_for(HydraConfig.get(), cfg.trial.number)
+    if reporter is None:
+        return []
+    objective = objectives_of(cfg)[0]
+    return [pieces.PrunerReports(objective=lambda result: record.fields[objective], report=reporter.report)]
+
+
+def record_evaluation(record: RunRecord, result: FitResult, classes) -> None:
+    """After every evaluation: result.json and metrics.csv as far as the run has come."""
+    history = [entry.as_dict() for entry in result.history]
+    record.update(**result.summary(classes), history=history)
+    record.write_metrics(history)
+
+
+def finish(cfg: DictConfig, record: RunRecord, result: FitResult, classes, params: int) -> float | list | None:
+    log.info("per-class test accuracy:\n%s", format_per_class(result.final_test, classes))
+    values = [record.fields[name] for name in objectives_of(cfg)]
+    value = values[0] if len(values) == 1 else values
+    record.update(status=Status.DIVERGED if result.diverged else Status.COMPLETED, objective_value=value,
+                  stopped_early=result.stopped)
+    record.write_plot([entry.as_dict() for entry in result.history],
+                      title=f"{record.fields['choices'].get('model')}: {params:,} parameters, "
+                            f"final test accuracy {record.fields['test_accuracy']:.2%}")
+    log.info("%s = %s; run directory %s", objective_of(cfg), value, record.run_dir)
+    if result.diverged:
+        return None  # a sweeper must not learn a made-up accuracy from a run that blew up
+    return value
+
+
+def pick_checkpoints(resume: str, run_dir: Path) -> Checkpoints:
     """Checkpoints in the run dir. trainer.resume: auto (continue what this run dir holds), false (start
     over), or another run dir to continue from (its checkpoint is copied here first)."""
     target = Checkpoints(Path(run_dir) / CHECKPOINT_FILE)
-    if resume is False or resume == "false":
+    choice = str(resume).strip()
+    if choice.lower() == "false":
         target.path.unlink(missing_ok=True)
-    elif resume not in (True, "auto", "true"):
-        source = Path(to_absolute_path(str(resume))) / CHECKPOINT_FILE
+    elif choice.lower() not in ("auto", "true"):
+        source = Path(to_absolute_path(choice)) / CHECKPOINT_FILE
         if not source.is_file():
             raise ConfigError(f"trainer.resume={resume}: there is no {CHECKPOINT_FILE} there; give the run "
                               f"directory of the run to continue, or trainer.resume=auto")
         if source.resolve() != target.path.resolve():
             shutil.copyfile(source, target.path)
     return target
-
-
-def _check_budget(params: int, limit: int | None) -> None:
-    if limit is not None and params > limit:
-        raise ConfigError(f"the model has {params:,} parameters, over budget.max_params={limit:,}: choose smaller "
-                          f"widths or depth, or lift the limit with budget.max_params=null")
-
-
-def _train(cfg: DictConfig, record: RunRecord) -> float:
-    _check_config(cfg)
-    # Counted on the meta device (no weights made) before any data is read: a bad model fails in a second.
-    params = count_config_params(cfg.model)
-    record.update(params=params)
-    _check_budget(params, cfg.budget.max_params)
-    objective = OmegaConf.to_container(cfg.objective) if not isinstance(cfg.objective, str) else cfg.objective
-    device = pick_device(cfg.trainer.device)
-    configure_backends(device)
-    seed = cfg.trainer.seed
-    torch.manual_seed(seed)
-    deterministic = cfg.trainer.deterministic
-    if deterministic == "auto":
-        deterministic = device.type == "cpu"  # on a GPU, deterministic kernels cost speed: opt in
-    if deterministic:
-        # Same config and seed, same accuracies on the CPU; on a GPU some kernels stay nondeterministic.
-        torch.use_deterministic_algorithms(True, warn_only=True)
-        torch.backends.cudnn.benchmark = False
-
-    data = load_data(cfg.data)
-    channels_last = pick_channels_last(cfg.trainer.channels_last, device)
-    model = build("model", cfg.model).to(device, memory_format=torch.channels_last if channels_last else None)
-    params = count_params(model)
-    optimizer = build("optimizer", cfg.optimizer, model.parameters())
-    loss_fn = build("loss", cfg.loss)
-    augment = build("augmentation", cfg.augmentation, seed=seed + 1, device=device)
-    log.info("model %s: %s parameters; device %s", record.fields["choices"].get("model"), f"{params:,}", device)
-    network, train_ops, uncounted = _measure_costs(model, optimizer, loss_fn, data, cfg.data, record, params)
-    normalize = Normalize(cfg.data.mean, cfg.data.std, device, channels_last=channels_last)
-    settings = Settings(
-        epochs=cfg.trainer.epochs, batch_size=cfg.data.batch_size, test_batch_size=cfg.data.test_batch_size,
-        seed=seed, drop_last=cfg.trainer.drop_last, autocast_dtype=pick_autocast(cfg.trainer.amp, device),
-        progress_interval_s=cfg.trainer.progress_interval_s, num_classes=len(data.classes),
-        eval_ops_per_image=network.totals, train_ops_per_image=train_ops,
-        time_budget_s=parse_duration(cfg.trainer.time_budget), max_epochs=cfg.trainer.max_epochs,
-        plateau_patience=cfg.trainer.plateau_patience if cfg.trainer.stop_on_plateau else None,
-        plateau_min_delta=cfg.trainer.plateau_min_delta, eval_every=cfg.trainer.eval_every, tta=cfg.trainer.tta,
-        ema_decay=cfg.trainer.ema_decay)
-    schedule = build("schedule", cfg.schedule)
-    trained = torch.compile(model) if cfg.trainer.compile else model  # shares the parameters with `model`
-
-    record.update(params=params, seed=seed, objective=objective, epochs_planned=cfg.trainer.epochs,
-                  time_budget_s=settings.time_budget_s,
-                  data=data.describe(), hardware=describe_hardware(device),
-                  speed={"channels_last": channels_last, "autocast": str(settings.autocast_dtype),
-                         "compile": bool(cfg.trainer.compile)},
-                  ops_per_image=network.totals.as_dict(), train_ops_per_image=train_ops.as_dict(),
-                  uncounted_ops=uncounted,
-                  classes=list(data.classes))
-
-    reporter = reporter_for(HydraConfig.get(), cfg.trial.number)  # only for a trial of a pruning search
-
-    def on_evaluation(result: FitResult) -> None:
-        history = [entry.as_dict() for entry in result.history]
-        record.update(**summarise(result, data.classes), epochs_planned=result.epochs_planned, history=history)
-        record.write_metrics(history)
-        if reporter is not None and result.history[-1].epoch > 0:
-            reporter.report(record.fields[objectives_of(cfg)[0]], result.history[-1].epoch)  # may raise TrialPruned
-
-    to_device = lambda split: DeviceSplit(split.images.to(device), split.labels.to(device))  # noqa: E731
-    try:
-        result = fit(
-            trained, to_device(data.train), to_device(data.test),
-            val=to_device(data.val) if data.val is not None else None,
-            optimizer=optimizer, loss_fn=loss_fn, settings=settings,
-            normalize=normalize,
-            augment=augment if augment.active else None, schedule=schedule, on_evaluation=on_evaluation,
-            checkpoints=pick_checkpoints(cfg.trainer.resume, record.run_dir))
-    except TrialPruned as pruned:
-        record.update(status="pruned", stopped_early=str(pruned))
-        log.info("%s; run directory %s", pruned, record.run_dir)
-        return None  # the sweeper reads `pruned` from result.json and tells Optuna so
-
-    log.info("per-class test accuracy:\n%s", format_per_class(result.final_test, data.classes))
-    values = [record.fields[name] for name in objectives_of(cfg)]
-    value = values[0] if len(values) == 1 else values
-    record.update(status="diverged" if result.diverged else "completed", objective_value=value,
-                  stopped_early=result.stopped)
-    record.write_plot([entry.as_dict() for entry in result.history],
-                      title=f"{record.fields['choices'].get('model')}: {params:,} parameters, "
-                            f"final test accuracy {record.fields['test_accuracy']:.2%}")
-    log.info("%s = %s; run directory %s", objective, value, record.run_dir)
-    if result.diverged:
-        return None  # a sweeper must not learn a made-up accuracy from a run that blew up
-    return value
-
-
-def summarise(result: FitResult, classes) -> dict:
-    """The result.json fields that follow from the history so far."""
-    history = result.history
-    best = max(history, key=lambda entry: entry.test_accuracy)
-    fields = {
-        # the final evaluation: the last epoch's, or after it with test-time augmentation (tta)
-        "test_accuracy": result.final_test.accuracy,
-        "test_error": result.final_test.error_rate,
-        "tta": result.tta,
-        "best_test_accuracy": best.test_accuracy,
-        "best_epoch": best.epoch,
-        "per_class_accuracy": dict(zip(classes, result.final_test.per_class_accuracy)),
-        "epochs": history[-1].epoch,
-        "train_time_s": result.train_time_s,
-        "fit_time_s": result.elapsed_s,  # training and every evaluation: what trainer.time_budget counts
-        "eval_time_s": sum(entry.eval_time_s for entry in history),
-    }
-    if result.tta != "none":
-        fields["test_accuracy_without_tta"] = history[-1].test_accuracy
-    if result.final_val is not None:
-        fields["val_accuracy"] = result.final_val.accuracy
-        fields["best_val_accuracy"] = max(entry.val_accuracy for entry in history)
-        if result.tta != "none":
-            fields["val_accuracy_without_tta"] = history[-1].val_accuracy
-    return fields
 
 
 def load_data(data_cfg: DictConfig) -> CIFAR10:

@@ -21,7 +21,7 @@ class BatchAugment:
     def __init__(self, flip: bool = False, crop_padding: int = 0, cutout: int = 0, *, seed: int = 0,
                  device: torch.device | str = "cpu"):
         for key, value in (("crop_padding", crop_padding), ("cutout", cutout)):
-            if not isinstance(value, int) or value < 0:
+            if value < 0:  # the type is checked at composition (cifar_sweep.config.AugmentationConfig)
                 raise ConfigError(f"augmentation.{key}={value} must be a whole number >= 0")
         self.flip, self.crop_padding, self.cutout = bool(flip), crop_padding, cutout
         self.generator = torch.Generator(device=device).manual_seed(seed)

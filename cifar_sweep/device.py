@@ -1,13 +1,59 @@
-"""Where and how a run computes: the device, its backend settings, its layout and precision."""
+"""Where and how a run computes: the device, its backend settings, its layout and precision.
+
+Mirrors the `runtime` config group (cifar_sweep.config.RuntimeConfig): `Runtime.from_config` turns
+its switches into decisions, `apply` sets the backends, `describe` is what result.json records.
+"""
 
 from __future__ import annotations
 
 import os
 import platform
+from dataclasses import dataclass
 
 import torch
 
 from .errors import ConfigError
+
+
+@dataclass
+class Runtime:
+    device: torch.device
+    autocast_dtype: torch.dtype | None  # bf16 autocast, or None for float32 throughout
+    channels_last: bool
+    compile: bool
+    deterministic: bool
+
+    @classmethod
+    def from_config(cls, cfg) -> Runtime:
+        device = pick_device(cfg.device)
+        deterministic = switch("runtime.deterministic", cfg.deterministic)
+        return cls(device=device, autocast_dtype=pick_autocast(str(cfg.amp), device),
+                   channels_last=pick_channels_last(cfg.channels_last, device), compile=bool(cfg.compile),
+                   # on a GPU, deterministic kernels cost speed: opt in
+                   deterministic=device.type == "cpu" if deterministic == "auto" else deterministic)
+
+    def apply(self) -> None:
+        configure_backends(self.device)
+        if self.deterministic:
+            # Same config and seed, same accuracies on the CPU; on a GPU some kernels stay nondeterministic.
+            torch.use_deterministic_algorithms(True, warn_only=True)
+            torch.backends.cudnn.benchmark = False
+
+    @property
+    def memory_format(self) -> torch.memory_format | None:
+        return torch.channels_last if self.channels_last else None
+
+    def describe(self) -> dict:
+        """result.json's `speed`: what this run used."""
+        return {"channels_last": self.channels_last, "autocast": str(self.autocast_dtype), "compile": self.compile}
+
+
+def switch(key: str, value) -> bool | str:
+    """auto / true / false, however the config spelled it (a str field turns a YAML true into "True")."""
+    text = str(value).strip().lower()
+    if text in ("auto", "true", "false"):
+        return {"true": True, "false": False}.get(text, "auto")
+    raise ConfigError(f"{key}={value} must be auto, true or false")
 
 
 def pick_device(name: str) -> torch.device:
@@ -20,9 +66,9 @@ def pick_device(name: str) -> torch.device:
     try:
         device = torch.device(name)
     except RuntimeError:
-        raise ConfigError(f"trainer.device={name} is not a device: use auto, cpu, cuda or cuda:N") from None
+        raise ConfigError(f"runtime.device={name} is not a device: use auto, cpu, cuda or cuda:N") from None
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(f"trainer.device={name} but no CUDA GPU is visible: use trainer.device=auto or cpu")
+        raise ConfigError(f"runtime.device={name} but no CUDA GPU is visible: use runtime.device=auto or cpu")
     return device
 
 
@@ -36,21 +82,18 @@ def configure_backends(device: torch.device) -> None:
 def pick_channels_last(value, device: torch.device) -> bool:
     """`auto`: channels_last on CUDA and on the CPU, where oneDNN's convolutions run faster in it
     (measured with benchmarks/trainer_speed.py: +12% for the tutorial network, +35% for a ResNet)."""
+    chosen = switch("runtime.channels_last", value)
+    return device.type in ("cuda", "cpu") if chosen == "auto" else chosen
+
+
+def pick_autocast(value: str, device: torch.device) -> torch.dtype | None:
     if value == "auto":
-        return device.type in ("cuda", "cpu")
-    if isinstance(value, bool):
-        return value
-    raise ConfigError(f"trainer.channels_last={value} must be auto, true or false")
-
-
-def pick_autocast(value, device: torch.device) -> torch.dtype | None:
-    if value in ("auto", True, "bf16"):
-        if value == "auto" and not (device.type == "cuda" and torch.cuda.is_bf16_supported()):
-            return None
+        return torch.bfloat16 if device.type == "cuda" and torch.cuda.is_bf16_supported() else None
+    if value in ("bf16", "True", "true"):
         return torch.bfloat16
-    if value in (False, "off", None):
+    if value in ("off", "False", "false", "None"):
         return None
-    raise ConfigError(f"trainer.amp={value} must be auto (bf16 on a GPU that has it), bf16 or off")
+    raise ConfigError(f"runtime.amp={value} must be auto (bf16 on a GPU that has it), bf16 or off")
 
 
 def describe_hardware(device: torch.device) -> dict:

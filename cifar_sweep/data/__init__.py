@@ -31,6 +31,10 @@ class Split:
     def take(self, indices: torch.Tensor) -> "Split":
         return Split(self.images[indices], self.labels[indices])
 
+    def to(self, device: torch.device) -> "Split":
+        """The split on the training device: the trainer gathers its batches there."""
+        return Split(self.images.to(device), self.labels.to(device))
+
 
 @dataclass
 class CIFAR10:

@@ -22,7 +22,7 @@ class TutorialNet(nn.Module):
                  activation: Callable[[], nn.Module] | None = None):
         super().__init__()
         for name, width in (("c1", c1), ("c2", c2), ("f1", f1), ("f2", f2), ("num_classes", num_classes)):
-            if not isinstance(width, int) or width <= 0:
+            if width <= 0:  # the type is checked at composition (cifar_sweep.config.TutorialNetConfig)
                 raise ConfigError(f"model.{name}={width} must be a whole number > 0")
         self.conv1 = nn.Conv2d(3, c1, kernel_size=5)
         self.pool = nn.MaxPool2d(2)

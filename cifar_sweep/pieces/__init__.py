@@ -1,0 +1,34 @@
+"""The training techniques fit() can use, one piece each (see base.py for the protocol).
+
+    from_config(trainer_cfg)   the pieces a trainer config asks for, in the order fit() calls them
+"""
+
+from __future__ import annotations
+
+from ..augment import count_test_time_views
+from .averaging import WeightAveraging
+from .base import Piece
+from .stopping import PrunerReports, StopOnPlateau, loss_has_plateaued
+from .test_time_augmentation import FinalTestTimeAugmentation
+from .time_budget import TimeBudget, epochs_that_fit, parse_duration, planned_epochs
+
+__all__ = ["Piece", "WeightAveraging", "StopOnPlateau", "PrunerReports", "FinalTestTimeAugmentation", "TimeBudget",
+           "from_config", "loss_has_plateaued", "epochs_that_fit", "parse_duration", "planned_epochs"]
+
+
+def from_config(trainer) -> list[Piece]:
+    """The pieces that `trainer` (a cifar_sweep.config.TrainerConfig) turns on. Weight averaging comes first:
+    it decides which model every evaluation sees, the one before training included."""
+    tta = str(getattr(trainer.tta, "value", trainer.tta))
+    views = count_test_time_views(tta)
+    pieces: list[Piece] = []
+    if trainer.ema_decay:
+        pieces.append(WeightAveraging(trainer.ema_decay))
+    budget_s = parse_duration(trainer.time_budget)
+    if budget_s is not None:
+        pieces.append(TimeBudget(budget_s, trainer.max_epochs, final_views=views))
+    if trainer.stop_on_plateau:
+        pieces.append(StopOnPlateau(trainer.plateau_patience, trainer.plateau_min_delta))
+    if views > 1:
+        pieces.append(FinalTestTimeAugmentation(tta))
+    return pieces
