@@ -13,7 +13,7 @@ Measured side by side, in one process, on the same machine, interleaved over sev
 for the tutorial network at batch size 20 and a residual network of about 250,000 parameters at
 batch size 128. It prints images/s for each, the ratios b/a and b/c, and writes them as JSON.
 
-    python benchmarks/trainer_speed.py                       # CPU or GPU, whichever trainer.device=auto picks
+    python benchmarks/trainer_speed.py                       # CPU or GPU, whichever runtime.device=auto picks
     python benchmarks/trainer_speed.py --rounds 5 --out results.json
 
 Targets on the CPU: b/a >= 3 for the tutorial network at batch size 20; b/c >= 0.9 for both.
@@ -29,6 +29,7 @@ import statistics
 import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import torch
 from PIL import Image
@@ -43,7 +44,8 @@ from cifar_sweep.device import configure_backends, pick_autocast, pick_channels_
 from cifar_sweep.budget import count_params  # noqa: E402
 from cifar_sweep.data import load_cifar10  # noqa: E402
 from cifar_sweep.models import ConvNet, TutorialNet  # noqa: E402
-from cifar_sweep.train import DeviceSplit, Normalize, Settings, autocast, train_one_epoch  # noqa: E402
+from cifar_sweep.data import Split  # noqa: E402
+from cifar_sweep.train import Normalize, Task, autocast, train_one_epoch  # noqa: E402
 
 MEAN = STD = (0.5, 0.5, 0.5)
 NETWORKS = {
@@ -98,11 +100,14 @@ def time_course_loop(model, optimizer, loss_fn, images, labels, batch_size, devi
 
 def time_trainer(model, optimizer, loss_fn, split, settings, normalize, device) -> float:
     generator = torch.Generator().manual_seed(0)
-    warm = DeviceSplit(split.images[: settings.batch_size * 3], split.labels[: settings.batch_size * 3])
-    train_one_epoch(model, warm, optimizer, loss_fn, normalize, settings, generator)
+    warm = Split(split.images[: settings.batch_size * 3], split.labels[: settings.batch_size * 3])
+    task = Task(model, optimizer, loss_fn, train=warm, test=warm, normalize=normalize, batch_size=settings.batch_size,
+                autocast_dtype=settings.autocast_dtype)
+    train_one_epoch(task, generator)
     synchronize(device)
+    task.train = split
     started = time.perf_counter()
-    seen = train_one_epoch(model, split, optimizer, loss_fn, normalize, settings, generator).images
+    seen = train_one_epoch(task, generator).images
     synchronize(device)
     return seen / (time.perf_counter() - started)
 
@@ -160,8 +165,8 @@ def main() -> None:
         build, batch_size, count = NETWORKS[name]
         count = max(int(count * scale) // batch_size, 8) * batch_size  # whole batches, at least 8
         images, labels, data_label = load_images(count, args.data)
-        split = DeviceSplit(images.to(device), labels.to(device))
-        settings = Settings(batch_size=batch_size, autocast_dtype=pick_autocast("auto", device), progress_interval_s=0)
+        split = Split(images, labels).to(device)
+        settings = SimpleNamespace(batch_size=batch_size, autocast_dtype=pick_autocast("auto", device))
         fast_normalize = Normalize(MEAN, STD, device, channels_last=channels_last)
 
         def fresh(fast_layout: bool):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import time
 
 import pytest
 import torch
@@ -11,7 +12,11 @@ from torch import nn
 from cifar_sweep.errors import ConfigError
 from cifar_sweep.models import TutorialNet
 from cifar_sweep.schedules import Constant, Cosine, OneCycle, Plan, Plateaus, Step
-from cifar_sweep.train import DeviceSplit, Normalize, Settings, epochs_that_fit, fit, loss_has_plateaued
+from cifar_sweep import pieces
+from cifar_sweep.config import TrainerConfig
+from cifar_sweep.data import Split
+from cifar_sweep.pieces import epochs_that_fit, loss_has_plateaued, planned_epochs
+from cifar_sweep.train import Normalize, Task, fit
 
 from . import synthetic
 
@@ -56,79 +61,91 @@ def test_bad_schedules_name_the_key():
 
 def test_epochs_that_fit_and_the_plateau_rule():
     assert epochs_that_fit(3600, 100) == 36 and epochs_that_fit(60, 100) == 1 and epochs_that_fit(60, 100, 0) == 0
-    entry = lambda loss: type("E", (), {"train_loss": loss})()  # noqa: E731
-    falling = [entry(None), entry(2.0), entry(1.5), entry(1.2)]
-    flat = [entry(None), entry(2.0), entry(1.5), entry(1.499), entry(1.495)]
+    falling = [2.0, 1.5, 1.2]
+    flat = [2.0, 1.5, 1.499, 1.495]
     assert not loss_has_plateaued(falling, 2, 0.01) and loss_has_plateaued(flat, 2, 0.01)
 
 
-def run(settings, schedule=None):
+class FakeClock:
+    """A clock that only moves when told to: fit() times everything with it."""
+
+    def __init__(self):
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class SlowMachine(pieces.Piece):
+    """A piece for tests: each epoch's training "takes" `first_s` (the first) or `then_s` seconds of the fake
+    clock, evaluations nothing."""
+
+    def __init__(self, clock: FakeClock, first_s: float, then_s: float):
+        self.clock, self.first_s, self.then_s, self.charged = clock, first_s, then_s, set()
+
+    def after_step(self, loop) -> None:
+        if loop.epoch not in self.charged:
+            self.charged.add(loop.epoch)
+            self.clock.now += self.first_s if loop.epoch == 1 else self.then_s
+
+
+def run(trainer: TrainerConfig, schedule=None, lr=0.01, checkpoints=None, timing=None):
+    """fit() a tutorial network on 200 synthetic images with the pieces `trainer` turns on; `timing`
+    (first_s, then_s) puts it on a fake clock where epochs take that long."""
     torch.manual_seed(0)
     train, test = synthetic.make_dataset(train_per_class=20, test_per_class=5)
     model = TutorialNet()
-    return fit(model, DeviceSplit(*train), DeviceSplit(*test),
-               optimizer=torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9), loss_fn=nn.CrossEntropyLoss(),
-               normalize=Normalize([0.5] * 3, [0.5] * 3, torch.device("cpu")), settings=settings, schedule=schedule)
+    task = Task(model, torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9), nn.CrossEntropyLoss(),
+                train=Split(*train), test=Split(*test), normalize=Normalize([0.5] * 3, [0.5] * 3, torch.device("cpu")),
+                batch_size=50, schedule=schedule)
+    chosen = pieces.from_config(trainer)
+    clock = FakeClock()
+    if timing is not None:
+        chosen.append(SlowMachine(clock, *timing))
+    return fit(task, trainer, chosen, checkpoints=checkpoints, clock=clock if timing is not None else time.perf_counter)
 
 
-def test_time_budget_fixes_the_epochs_after_the_first_and_scales_the_schedule(monkeypatch):
-    import cifar_sweep.train as train_module
+def budgeted(**values) -> TrainerConfig:
+    return TrainerConfig(seed=0, progress_interval_s=0, **values)
 
-    calls = []
 
-    def four_fit(settings, first_epoch_s, first_eval_s, eval_every, elapsed_s, reserve_s):
-        calls.append((settings.time_budget_s, first_epoch_s, elapsed_s))
-        return 4
-
-    monkeypatch.setattr(train_module, "planned_epochs", four_fit)
-    result = run(Settings(epochs=100, batch_size=50, seed=0, progress_interval_s=0, time_budget_s=3600.0),
-                 schedule=Plateaus())
-    # timed once, after epoch 1: its training time, and the time spent so far (evaluations included)
-    assert len(calls) == 1 and calls[0][0] == 3600.0 and 0 < calls[0][1] < calls[0][2]
+def test_time_budget_fixes_the_epochs_after_the_first_and_scales_the_schedule():
+    # the first epoch takes a quarter of the hour: 4 epochs fit
+    result = run(budgeted(epochs=100, time_budget="1h"), schedule=Plateaus(), timing=(900.0, 900.0))
     assert result.epochs_planned == 4 and [entry.epoch for entry in result.history] == [0, 1, 2, 3, 4]
     # the course's plateaus, over the 4 epochs that fit rather than the 100 configured
     assert [entry.lr for entry in result.history[1:]] == pytest.approx([0.01, 0.01, 0.001, 0.0001])
 
 
 def test_the_plan_counts_evaluations_the_time_spent_and_the_final_test_time_augmentation():
-    from cifar_sweep.train import planned_epochs
-
-    settings = Settings(time_budget_s=3600.0)
     # 100 s of training + a 20 s evaluation after each epoch; 150 s spent so far: 1 + 3450 // 120
-    assert planned_epochs(settings, 100.0, 20.0, 1, 150.0, 0.0) == 1 + 28
+    assert planned_epochs(3600.0, 100.0, 20.0, 1, 150.0, 0.0) == 1 + 28
     # evaluating every 4th epoch: 105 s per epoch; keeping 120 s for a 6-view final evaluation
-    assert planned_epochs(settings, 100.0, 20.0, 4, 150.0, 120.0) == 1 + 31
+    assert planned_epochs(3600.0, 100.0, 20.0, 4, 150.0, 120.0) == 1 + 31
     # nothing left after the first epoch: that one is all
-    assert planned_epochs(settings, 100.0, 20.0, 1, 3590.0, 0.0) == 1
-    assert planned_epochs(Settings(time_budget_s=3600.0, max_epochs=10), 100.0, 20.0, 1, 150.0, 0.0) == 10
+    assert planned_epochs(3600.0, 100.0, 20.0, 1, 3590.0, 0.0) == 1
+    assert planned_epochs(3600.0, 100.0, 20.0, 1, 150.0, 0.0, max_epochs=10) == 10
 
 
 def test_max_epochs_caps_what_fits():
-    result = run(Settings(epochs=2, batch_size=50, seed=0, progress_interval_s=0, time_budget_s=3600.0, max_epochs=3))
+    result = run(budgeted(epochs=2, time_budget="1h", max_epochs=3))
     assert result.epochs_planned == 3 and [entry.epoch for entry in result.history] == [0, 1, 2, 3]
 
 
 def test_a_tiny_time_budget_trains_one_epoch():
-    result = run(Settings(epochs=100, batch_size=50, seed=0, progress_interval_s=0, time_budget_s=1e-6))
+    result = run(budgeted(epochs=100, time_budget="0.000001"))
     assert result.epochs_planned == 1 and [entry.epoch for entry in result.history] == [0, 1]
 
 
 def test_stop_on_plateau_stops_a_run_whose_loss_is_flat():
-    settings = Settings(epochs=30, batch_size=50, seed=0, progress_interval_s=0, plateau_patience=2,
-                        plateau_min_delta=0.5)  # a 50% improvement every 2 epochs: soon not met
-    result = run(settings)
+    # a 50% improvement every 2 epochs: soon not met
+    result = run(budgeted(epochs=30, stop_on_plateau=True, plateau_patience=2, plateau_min_delta=0.5))
     assert result.stopped is not None and "has not improved" in result.stopped
     assert len(result.history) - 1 < 30
 
 
 def test_a_diverging_run_stops_and_says_so():
-    settings = Settings(epochs=5, batch_size=50, seed=0, progress_interval_s=0)
-    torch.manual_seed(0)
-    train, test = synthetic.make_dataset(train_per_class=20, test_per_class=5)
-    model = TutorialNet()
-    result = fit(model, DeviceSplit(*train), DeviceSplit(*test),
-                 optimizer=torch.optim.SGD(model.parameters(), lr=1e6), loss_fn=nn.CrossEntropyLoss(),
-                 normalize=Normalize([0.5] * 3, [0.5] * 3, torch.device("cpu")), settings=settings)
+    result = run(budgeted(epochs=5), lr=1e6)
     assert result.diverged and not math.isfinite(result.history[-1].train_loss)
     assert len(result.history) - 1 < 5
 
@@ -137,56 +154,23 @@ def test_a_resumed_run_counts_the_time_already_spent_against_its_budget(tmp_path
     from cifar_sweep.checkpoint import Checkpoints
 
     checkpoints = Checkpoints(tmp_path / "checkpoint.pt")
-    settings = Settings(epochs=6, batch_size=50, seed=0, progress_interval_s=0, time_budget_s=3600.0, max_epochs=6)
-    first = run_with(settings, checkpoints, stop_after=2)
+    hour = budgeted(epochs=6, time_budget="1h", max_epochs=6)
+    first = run(budgeted(epochs=2), checkpoints=checkpoints)
     assert [entry.epoch for entry in first.history] == [0, 1, 2]
     state = checkpoints.load()
-    state["elapsed_s"] = 3590.0  # as if the killed process had used almost all of the hour...
-    state["epochs_planned"] = 6  # ...planning 6 epochs
+    state["loop"]["elapsed_s"] = 3590.0  # as if the killed process had used almost all of the hour...
+    state["loop"]["epochs_planned"] = 6  # ...planning 6 epochs
+    state["pieces"]["time_budget"] = {"first_eval_s": 0.0, "after_first_s": 1.0}
     checkpoints.save(state)
-    resumed = run_with(settings, checkpoints)
+    resumed = run(hour, checkpoints=checkpoints)
     # another epoch would end past the hour: the resumed run trains none, and says why
     assert resumed.stopped is not None and resumed.stopped.startswith("time budget")
     assert [entry.epoch for entry in resumed.history] == [0, 1, 2]
 
 
-def run_with(settings, checkpoints, stop_after=None):
-    import dataclasses
-
-    torch.manual_seed(0)
-    train, test = synthetic.make_dataset(train_per_class=20, test_per_class=5)
-    model = TutorialNet()
-    if stop_after is not None:
-        settings = dataclasses.replace(settings, time_budget_s=None, epochs=stop_after)
-    return fit(model, DeviceSplit(*train), DeviceSplit(*test),
-               optimizer=torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9), loss_fn=nn.CrossEntropyLoss(),
-               normalize=Normalize([0.5] * 3, [0.5] * 3, torch.device("cpu")), settings=settings,
-               checkpoints=checkpoints)
-
-
-def with_epoch_times(monkeypatch, first_s, then_s):
-    """fit() on a fake clock: the first epoch takes `first_s`, every later one `then_s`, evaluations nothing."""
-    import types
-
-    import cifar_sweep.train as train_module
-
-    clock = {"now": 0.0}
-    real_epoch = train_module.train_one_epoch
-    epochs_run = []
-
-    def timed_epoch(*args, **kwargs):
-        epochs_run.append(1)
-        clock["now"] += first_s if len(epochs_run) == 1 else then_s
-        return real_epoch(*args, **kwargs)
-
-    monkeypatch.setattr(train_module, "time", types.SimpleNamespace(perf_counter=lambda: clock["now"]))
-    monkeypatch.setattr(train_module, "train_one_epoch", timed_epoch)
-
-
-def test_a_run_that_slows_down_shortens_its_plan_so_the_schedule_still_ends(monkeypatch):
-    with_epoch_times(monkeypatch, 10.0, 20.0)  # the machine got busy after the first epoch
-    result = run(Settings(epochs=100, batch_size=50, seed=0, progress_interval_s=0, time_budget_s=100.0),
-                 schedule=Plateaus())
+def test_a_run_that_slows_down_shortens_its_plan_so_the_schedule_still_ends():
+    # the machine got busy after the first epoch
+    result = run(budgeted(epochs=100, time_budget="100"), schedule=Plateaus(), timing=(10.0, 20.0))
     # planned 10 after the first epoch; at the slower pace, 6 then 5 fit: the plan shrinks rather than
     # the run being cut off in the middle of its schedule
     assert result.stopped is None and result.epochs_planned == 5
@@ -194,10 +178,9 @@ def test_a_run_that_slows_down_shortens_its_plan_so_the_schedule_still_ends(monk
     assert result.history[-1].lr == pytest.approx(0.0001)  # the last plateau was reached
 
 
-def test_a_first_epoch_slowed_by_warm_up_does_not_waste_the_budget(monkeypatch):
-    with_epoch_times(monkeypatch, 20.0, 10.0)  # the first epoch pays for warm-up
-    result = run(Settings(epochs=100, batch_size=50, seed=0, progress_interval_s=0, time_budget_s=100.0),
-                 schedule=Plateaus())
+def test_a_first_epoch_slowed_by_warm_up_does_not_waste_the_budget():
+    # the first epoch pays for warm-up
+    result = run(budgeted(epochs=100, time_budget="100"), schedule=Plateaus(), timing=(20.0, 10.0))
     # 5 planned after the first epoch; at the real pace 9 fit, and the plan grows to 8 (one spare epoch,
     # so that it does not swing back and forth)
     assert result.stopped is None and result.epochs_planned == 8

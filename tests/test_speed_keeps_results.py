@@ -10,7 +10,9 @@ from torch.utils.data import DataLoader
 from torchvision import transforms
 
 from cifar_sweep.models import TutorialNet
-from cifar_sweep.train import DeviceSplit, Normalize, Settings, fit
+from cifar_sweep.config import TrainerConfig
+from cifar_sweep.data import Split
+from cifar_sweep.train import Normalize, Task, fit
 
 from . import synthetic
 
@@ -55,11 +57,10 @@ def test_fast_loop_matches_the_course_loop():
 
     torch.manual_seed(SEED)
     model = TutorialNet()
-    result = fit(model, DeviceSplit(*train), DeviceSplit(*test),
-                 optimizer=torch.optim.SGD(model.parameters(), lr=LR, momentum=0.9), loss_fn=nn.CrossEntropyLoss(),
-                 normalize=Normalize([0.5] * 3, [0.5] * 3, torch.device("cpu")),
-                 settings=Settings(epochs=EPOCHS, batch_size=BATCH, test_batch_size=400, seed=SEED,
-                                   progress_interval_s=0))
+    task = Task(model, torch.optim.SGD(model.parameters(), lr=LR, momentum=0.9), nn.CrossEntropyLoss(),
+                train=Split(*train), test=Split(*test), normalize=Normalize([0.5] * 3, [0.5] * 3, torch.device("cpu")),
+                batch_size=BATCH, test_batch_size=400)
+    result = fit(task, TrainerConfig(epochs=EPOCHS, seed=SEED, progress_interval_s=0))
     assert [entry.test_accuracy for entry in result.history[1:]] == expected
     assert 0.1 < expected[-1] < 1.0  # it learned something, and the comparison is not trivially saturated
     for ours, theirs in zip(model.parameters(), reference_model.parameters()):
@@ -73,10 +74,10 @@ def test_channels_last_changes_only_float_rounding():
     for channels_last in (False, True):
         torch.manual_seed(SEED)
         model = TutorialNet().to(memory_format=torch.channels_last if channels_last else torch.contiguous_format)
-        fit(model, DeviceSplit(*train), DeviceSplit(*test),
-            optimizer=torch.optim.SGD(model.parameters(), lr=LR, momentum=0.9), loss_fn=nn.CrossEntropyLoss(),
-            normalize=Normalize([0.5] * 3, [0.5] * 3, torch.device("cpu"), channels_last=channels_last),
-            settings=Settings(epochs=1, batch_size=BATCH, seed=SEED, progress_interval_s=0))
+        normalize = Normalize([0.5] * 3, [0.5] * 3, torch.device("cpu"), channels_last=channels_last)
+        fit(Task(model, torch.optim.SGD(model.parameters(), lr=LR, momentum=0.9), nn.CrossEntropyLoss(),
+                 train=Split(*train), test=Split(*test), normalize=normalize, batch_size=BATCH),
+            TrainerConfig(epochs=1, seed=SEED, progress_interval_s=0))
         models.append(model)
     assert models[1].conv1.weight.is_contiguous(memory_format=torch.channels_last)
     for plain, fast in zip(*(m.parameters() for m in models)):

@@ -7,7 +7,11 @@ import torch
 from torch import nn
 
 from cifar_sweep.models import TutorialNet
-from cifar_sweep.train import DeviceSplit, Normalize, Settings, evaluate, fit, format_per_class
+from cifar_sweep import pieces
+from cifar_sweep.config import TrainerConfig
+from cifar_sweep.console import format_per_class
+from cifar_sweep.data import Split
+from cifar_sweep.train import Normalize, Task, evaluate, fit
 
 from . import synthetic
 
@@ -24,7 +28,7 @@ class ReadsTheAnswer(nn.Module):
 def split_with_answers(labels, written):
     images = torch.zeros(len(labels), 3, 32, 32, dtype=torch.uint8)
     images[:, 0, 0, 0] = torch.as_tensor(written, dtype=torch.uint8)
-    return DeviceSplit(images, torch.as_tensor(labels))
+    return Split(images, torch.as_tensor(labels))
 
 
 def test_normalize_matches_the_formula():
@@ -66,16 +70,18 @@ def test_evaluate_always_the_same_class():
     assert "50.00%" in text and "100.00%" in text
 
 
-def run_fit(seed, epochs=2, batch_size=16, drop_last=False, **settings):
+def run_fit(seed, epochs=2, batch_size=16, drop_last=False, **trainer):
+    """fit() with the pieces that a trainer config with these values turns on, as the app builds them."""
     torch.manual_seed(seed)
     (train_x, train_y), (test_x, test_y) = synthetic.make_dataset(train_per_class=30, test_per_class=10)
     model = TutorialNet()
     seen_epochs = []
-    result = fit(model, DeviceSplit(train_x, train_y), DeviceSplit(test_x, test_y),
-                 optimizer=torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9),
-                 loss_fn=nn.CrossEntropyLoss(), normalize=Normalize([0.5] * 3, [0.5] * 3, torch.device("cpu")),
-                 settings=Settings(epochs=epochs, batch_size=batch_size, test_batch_size=64, seed=seed,
-                                   drop_last=drop_last, **settings),
+    task = Task(model, torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9), nn.CrossEntropyLoss(),
+                train=Split(train_x, train_y), test=Split(test_x, test_y),
+                normalize=Normalize([0.5] * 3, [0.5] * 3, torch.device("cpu")), batch_size=batch_size,
+                test_batch_size=64)
+    config = TrainerConfig(epochs=epochs, seed=seed, drop_last=drop_last, progress_interval_s=0, **trainer)
+    result = fit(task, config, pieces.from_config(config),
                  on_evaluation=lambda r: seen_epochs.append(r.history[-1].epoch))
     return result, seen_epochs
 
@@ -129,7 +135,7 @@ def test_test_time_flips_sum_the_logits_of_both_views():
     images = torch.zeros(6, 3, 32, 32, dtype=torch.uint8)
     images[..., :16] = 200
     images[3:, ..., :16] = 100  # dimmer
-    split = DeviceSplit(images, torch.ones(6, dtype=torch.long))
+    split = Split(images, torch.ones(6, dtype=torch.long))
     assert evaluate(LooksLeft(), split, IDENTITY).accuracy == 1.0
     # the mirror cancels the evidence exactly: the summed logits tie at 0 and argmax picks class 0
     assert evaluate(LooksLeft(), split, IDENTITY, tta="flip").accuracy == 0.0
