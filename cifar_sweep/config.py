@@ -1,6 +1,6 @@
 """Typed configs: the schemas of the trainer, data, runtime and augmentation groups, in Hydra's ConfigStore.
 
-Each YAML option of those groups starts from its schema (`defaults: [/schema/trainer@_here_, _self_]`),
+Each YAML option of those groups starts from its schema (`defaults: [/schema_trainer@_here_, _self_]`),
 so a value of the wrong type or an unknown key fails at composition, in one line that names the key:
 
     $ cifar-sweep trainer.epochs=abc
@@ -132,11 +132,11 @@ SCHEMAS = {"trainer": TrainerConfig, "data": DataConfig, "runtime": RuntimeConfi
 
 
 def register() -> None:
-    """Store the schemas as schema/<group> (outside the groups, so that --help does not list them as options)."""
+    """Store each schema at the top level as schema_<group>[_<kind>], outside every group, so that --help does
+    not list the schemas among the options; a YAML option starts from one with `- /schema_trainer@_here_`."""
     store = ConfigStore.instance()
     for name, schema in SCHEMAS.items():
-        group, _, kind = name.partition("/")
-        store.store(group=f"schema/{group}", name=kind or "base", node=schema, provider="cifar_sweep")
+        store.store(name="schema_" + name.replace("/", "_"), node=schema, provider="cifar_sweep")
 
 
 register()
