@@ -133,15 +133,8 @@ class ConvNet(nn.Module):
             layers.append(nn.Sequential(*stage))
         self.features = nn.Sequential(*layers)
 
-        head_layers: list[nn.Module] = [nn.AdaptiveAvgPool2d(1) if head == "gap" else nn.Identity(), nn.Flatten()]
         features = channels if head == "gap" else channels * size * size
-        for units in fc:
-            head_layers += [nn.Linear(features, units), activation()]
-            if fc_dropout:
-                head_layers.append(nn.Dropout(fc_dropout))
-            features = units
-        head_layers.append(nn.Linear(features, num_classes))
-        self.head = nn.Sequential(*head_layers)
+        self.head = _classifier(head, features, fc, fc_dropout, activation, num_classes)
 
     @staticmethod
     def _block(kind, cin, cout, stride, kernel, padding, convs_per_block, batch_norm, activation) -> nn.Module:
@@ -158,6 +151,19 @@ class ConvNet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.features(x))
+
+
+def _classifier(head: str, features: int, fc: Sequence[int], fc_dropout: float, activation: Activation,
+                num_classes: int) -> nn.Sequential:
+    """Global average pooling (or flattening), the hidden fc layers, and the last linear layer."""
+    layers: list[nn.Module] = [nn.AdaptiveAvgPool2d(1) if head == "gap" else nn.Identity(), nn.Flatten()]
+    for units in fc:
+        layers += [nn.Linear(features, units), activation()]
+        if fc_dropout:
+            layers.append(nn.Dropout(fc_dropout))
+        features = units
+    layers.append(nn.Linear(features, num_classes))
+    return nn.Sequential(*layers)
 
 
 # ------------------------------------------------------------------ validation: one line naming the key
