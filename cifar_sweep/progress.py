@@ -14,7 +14,7 @@ class Progress:
         self.started = time.perf_counter()
         self.next_report = self.started + interval_s
 
-    def update(self, done: int, detail: str = "") -> None:
+    def update(self, done: int) -> None:
         """Cheap enough to call every step: it only reads the clock until a report is due."""
         now = time.perf_counter()
         if now < self.next_report or self.interval_s <= 0:
@@ -22,6 +22,5 @@ class Progress:
         self.next_report = now + self.interval_s
         elapsed = now - self.started
         left = elapsed / done * (self.total - done) if done else float("nan")
-        log.info("%s: %s/%s %s (%.0f%%)%s, %.0f s elapsed, ~%.0f s left", self.label, f"{done:,}",
-                 f"{self.total:,}", self.unit, 100 * done / self.total, f", {detail}" if detail else "",
-                 elapsed, left)
+        log.info("%s: %s/%s %s (%.0f%%), %.0f s elapsed, ~%.0f s left", self.label, f"{done:,}",
+                 f"{self.total:,}", self.unit, 100 * done / self.total, elapsed, left)

@@ -1,4 +1,5 @@
-"""The run directory, the unit of truth: result.json, metrics.csv and accuracy.png, all written atomically.
+"""The run directory, the unit of truth: result.json, metrics.csv, accuracy.png and the layer table, all
+written atomically (the names and the record's fields are defined in cifar_sweep.schema).
 
 result.json is rewritten after every evaluation with `status: "running"`, so that a run killed in
 the middle still says how far it got; it reads "completed" (or "failed" with the error) at the end.
@@ -15,16 +16,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from . import atomic
-
-RESULT_FILE = "result.json"
-# The headline first and the bulky parts last, so that `head result.json` answers "how did it do?".
-FIRST_KEYS = ("status", "error", "objective", "objective_value", "test_accuracy", "test_error",
-              "best_test_accuracy", "best_epoch", "val_accuracy", "best_val_accuracy", "params", "epochs",
-              "epochs_planned", "train_time_s", "eval_time_s", "total_time_s", "per_class_accuracy")
-LAST_KEYS = ("history", "config")
-METRICS_FILE = "metrics.csv"
-PLOT_FILE = "accuracy.png"
-NETWORK_FILES = ("network.md", "network.csv")
+from .schema import BULKY_FIELDS, HEADLINE_FIELDS, METRICS_FILE, NETWORK_FILES, PLOT_FILE, RESULT_FILE, Status
 
 
 def _now() -> str:
@@ -48,16 +40,17 @@ class RunRecord:
     def __init__(self, run_dir: str | Path, **fields: Any):
         self.run_dir = Path(run_dir)
         self._started = time.perf_counter()
-        self.fields: dict[str, Any] = {"status": "running", "error": None, "started_at": _now(), **fields}
+        self.fields: dict[str, Any] = {"status": Status.RUNNING, "error": None, "started_at": _now(), **fields}
 
     def update(self, **fields: Any) -> None:
         self.fields.update(fields)
         self.fields["total_time_s"] = time.perf_counter() - self._started
-        if self.fields["status"] != "running":
+        if self.fields["status"] != Status.RUNNING:
             self.fields["finished_at"] = _now()
-        order = [k for k in FIRST_KEYS if k in self.fields]
-        order += [k for k in self.fields if k not in FIRST_KEYS and k not in LAST_KEYS]
-        order += [k for k in LAST_KEYS if k in self.fields]
+        # The headline first and the bulky parts last, so that `head result.json` answers "how did it do?".
+        order = [k for k in HEADLINE_FIELDS if k in self.fields]
+        order += [k for k in self.fields if k not in HEADLINE_FIELDS and k not in BULKY_FIELDS]
+        order += [k for k in BULKY_FIELDS if k in self.fields]
         clean = {key: _json_safe(self.fields[key]) for key in order}
         atomic.write_json(self.run_dir / RESULT_FILE, clean)
 

@@ -10,6 +10,4 @@ Reads only what runs wrote to disk (and, when asked, the Optuna storage); never 
 from .load import find_run_dirs, load
 from .tables import export, pivot, seeds_summary, table
 
-load_results = load  # the name of the first version
-
-__all__ = ["export", "find_run_dirs", "load", "load_results", "pivot", "seeds_summary", "table"]
+__all__ = ["export", "find_run_dirs", "load", "pivot", "seeds_summary", "table"]

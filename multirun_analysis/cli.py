@@ -2,7 +2,8 @@
 
     multirun-analysis table multirun/2026-11-30/* --by model --sort test_accuracy --format markdown
     multirun-analysis plot multirun/arch_250k --out figures/
-    multirun-analysis report multirun/arch_250k --storage sqlite:///optuna/arch_250k.db --study arch_250k --out report.md
+    multirun-analysis report multirun/arch_250k --storage sqlite:///optuna/arch_250k.db --study arch_250k \\
+        --out report.md
 """
 
 from __future__ import annotations

@@ -1,7 +1,11 @@
 """Run directories (and, when asked, an Optuna study) -> one pandas DataFrame, one row per run.
 
-Reads only what runs wrote: result.json (and .hydra/overrides.yaml when result.json lacks them). It
-never imports torch, so a table of a thousand runs comes up in seconds.
+Each run dir's result.json becomes a row: its scalar fields, the operation counts, one column per config
+group chosen (`model`...), per class (`class_cat`...) and per config key (`config.trainer.seed`...).
+A record still saying "running" is reported as interrupted. With an Optuna storage, each run gets its
+trial's state, and the trials that never ran (over budget, invalid) get rows of their own.
+
+Imports no torch (cifar_sweep.schema is torch-free), so a table of a thousand runs comes up in seconds.
 """
 
 from __future__ import annotations
@@ -14,9 +18,16 @@ from typing import Iterable
 
 import pandas as pd
 
-RESULT_FILE = "result.json"  # the name cifar_sweep.records writes; not imported, to keep torch out
+from cifar_sweep.schema import HEADLINE_FIELDS, RESULT_FILE, Status
+
+# The columns a table of runs shows, in order.
 HEADLINE = ["status", "params", "test_accuracy", "best_test_accuracy", "val_accuracy", "epochs", "train_time_s",
             "total_time_s", "ops_total", "train_ops_per_s", "tta", "trial"]
+# The record's fields copied into columns as they are (a list is joined with spaces): the headline fields
+# (but status and the per-class dict, which get columns of their own) and the details worth a column.
+COPIED_FIELDS = (*(f for f in HEADLINE_FIELDS if f not in ("status", "per_class_accuracy")),
+                 "fit_time_s", "seed", "study", "trial", "job_num", "stopped_early", "time_budget_s", "tta",
+                 "test_accuracy_without_tta", "val_accuracy_without_tta")
 
 
 def find_run_dirs(paths: Iterable[str | Path]) -> list[Path]:
@@ -40,16 +51,13 @@ def row_of(run_dir: Path, record: dict) -> dict:
     row = {
         "run_dir": str(run_dir),
         # A run killed mid-training never wrote its final status: say so rather than "running".
-        "status": "interrupted" if record.get("status") == "running" else record.get("status"),
+        "status": Status.INTERRUPTED.value if record.get("status") == Status.RUNNING else record.get("status"),
         "ops_adds": ops.get("adds"), "ops_muls": ops.get("muls"), "ops_max": ops.get("max"),
         "ops_total": ops.get("total"), "train_ops_per_image": (record.get("train_ops_per_image") or {}).get("total"),
         "train_ops_per_s": last.get("train_ops_per_s"),
         "overrides": " ".join(record.get("overrides") or []),
     }
-    for key in ("params", "test_accuracy", "test_error", "best_test_accuracy", "best_epoch", "val_accuracy",
-                "best_val_accuracy", "epochs", "epochs_planned", "train_time_s", "eval_time_s", "fit_time_s",
-                "total_time_s", "seed", "study", "trial", "job_num", "error", "stopped_early", "time_budget_s", "objective",
-                "tta", "test_accuracy_without_tta", "val_accuracy_without_tta"):
+    for key in COPIED_FIELDS:
         value = record.get(key)
         row[key] = " ".join(map(str, value)) if isinstance(value, list) else value
     for group, option in (record.get("choices") or {}).items():

@@ -4,7 +4,10 @@ and the per-class accuracy of one run."""
 from __future__ import annotations
 
 from pathlib import Path
+
 import pandas as pd
+
+from cifar_sweep.schema import METRICS_FILE
 
 X_AXES = {"params": "learned parameters", "train_time_s": "training time (s)",
           "ops_total": "operations per image (forward)"}
@@ -37,7 +40,7 @@ def learning_curves(frame: pd.DataFrame, path: Path, against: str = "epoch", lab
     fig, ax = plt.subplots(figsize=(7, 4.5), dpi=120)
     runs = frame.dropna(subset=["test_accuracy"]).sort_values("test_accuracy", ascending=False).head(max_runs)
     for _, run in runs.iterrows():
-        metrics = Path(run["run_dir"]) / "metrics.csv"
+        metrics = Path(run["run_dir"]) / METRICS_FILE
         if not metrics.is_file():
             continue
         curve = pd.read_csv(metrics)

@@ -7,10 +7,11 @@ from pathlib import Path
 
 import pandas as pd
 
+from cifar_sweep.schema import NETWORK_FILES, PLOT_FILE, VARIANT_GROUPS
+
 from . import plots
 from .tables import export, table
 
-GROUPS = ("model", "activation", "optimizer", "loss", "augmentation", "schedule")
 # Config keys that differ between runs without being a variant of the network or its training.
 NOT_VARIANTS = ("config.data.root", "config.data.cache_dir", "config.trainer.seed", "config.trial.number",
                 "config.trial.study", "config.trainer.progress_interval_s")
@@ -18,7 +19,7 @@ NOT_VARIANTS = ("config.data.root", "config.data.cache_dir", "config.trainer.see
 
 def varying(frame: pd.DataFrame) -> list[str]:
     """The config groups, then the config keys, whose value differs between runs: what changed."""
-    changed = [c for c in GROUPS if c in frame.columns and frame[c].nunique(dropna=True) > 1]
+    changed = [c for c in VARIANT_GROUPS if c in frame.columns and frame[c].nunique(dropna=True) > 1]
     changed += [c for c in frame.columns if c.startswith("config.") and c not in NOT_VARIANTS
                  and frame[c].nunique(dropna=True) > 1]
     return changed
@@ -46,11 +47,11 @@ def write_report(frame: pd.DataFrame, out: Path, max_params: int = 250_000) -> P
                   f"`{best['run_dir']}`: test accuracy {best['test_accuracy']:.2%}, {int(best['params']):,} "
                   f"parameters, {best.get('epochs')} epochs, {best.get('train_time_s', float('nan')):.0f} s of "
                   f"training. Overrides: `{best.get('overrides', '')}`", ""]
-        network = Path(best["run_dir"]) / "network.md"
+        network = Path(best["run_dir"]) / NETWORK_FILES[0]  # the Markdown one
         if network.is_file():
             lines += ["### Layer by layer (Fn, Xn, Wn, operations)", "",
                       network.read_text().split("\n", 2)[-1].strip(), ""]
-        curve = Path(best["run_dir"]) / "accuracy.png"
+        curve = Path(best["run_dir"]) / PLOT_FILE
         if curve.is_file():  # beside the report, so that the folder travels whole
             shutil.copyfile(curve, figures / "best_learning_curve.png")
         lines += [f"![learning curve of the best run]({figures.name}/best_learning_curve.png)", "",

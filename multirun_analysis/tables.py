@@ -6,10 +6,16 @@ from typing import Sequence
 
 import pandas as pd
 
+from cifar_sweep.schema import CONFIG_GROUPS, VARIANT_GROUPS
+
 from .load import HEADLINE
 
 FORMATS = ("markdown", "csv", "latex", "html")
 IDENTIFIERS = ("trial", "seed", "job_num")  # numbers that name a run: their mean means nothing
+# The choice columns a table of runs starts with (those that differ): the variants first, then the other
+# config groups, then the groups that choose presets of the others.
+CHOICE_COLUMNS = (*VARIANT_GROUPS, *(g for g in CONFIG_GROUPS if g not in VARIANT_GROUPS), "experiment",
+                  "hparams_search")
 
 
 def table(frame: pd.DataFrame, by: Sequence[str] = (), sort: str | None = "test_accuracy",
@@ -62,6 +68,4 @@ def export(frame: pd.DataFrame, fmt: str = "markdown") -> str:
 
 
 def _choice_columns(frame: pd.DataFrame) -> list[str]:
-    groups = ("model", "activation", "optimizer", "loss", "augmentation", "schedule", "trainer", "data",
-              "experiment", "hparams_search")
-    return [g for g in groups if g in frame.columns and frame[g].nunique(dropna=True) > 1]
+    return [g for g in CHOICE_COLUMNS if g in frame.columns and frame[g].nunique(dropna=True) > 1]

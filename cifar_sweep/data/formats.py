@@ -41,13 +41,10 @@ HOW_TO_POINT = "set data.root=PATH (or the CIFAR10_ROOT environment variable)"
 
 @dataclass(frozen=True)
 class Source:
-    """Where the dataset is and in which form: `kind` is one of KINDS."""
+    """Where the dataset is and in which form: `kind` is "python-batches", "image-folder" or "archive"."""
 
     kind: str
     path: Path
-
-
-KINDS = ("python-batches", "python-batches-archive", "image-folder", "archive")
 
 
 @dataclass
