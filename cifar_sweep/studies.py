@@ -13,6 +13,8 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+from .private_apis import trial_of
+
 log = logging.getLogger("cifar_sweep")
 
 
@@ -63,8 +65,7 @@ class TrialReporter:
             storage = open_storage(str(sweeper_cfg.storage))
             self.study = optuna.load_study(study_name=sweeper_cfg.study_name, storage=storage,
                                            pruner=make_pruner(sweeper_cfg.get("pruner")))
-        trial_id = self.study._storage.get_trial_id_from_study_id_trial_number(self.study._study_id, number)
-        self.trial = optuna.trial.Trial(self.study, trial_id)
+        self.trial = trial_of(self.study, number)  # the trial the sweeper asked for and launched this run as
 
     def report(self, value: float, epoch: int) -> None:
         self.trial.report(value, step=epoch)

@@ -16,6 +16,7 @@ its parameters are tried again.
 from __future__ import annotations
 
 import importlib
+import itertools
 import json
 import logging
 import math
@@ -24,7 +25,7 @@ import threading
 import time
 import warnings
 from pathlib import Path
-from typing import Any, List
+from typing import Any, Callable, List, NamedTuple
 
 import optuna
 from hydra.core.override_parser.overrides_parser import OverridesParser
@@ -36,8 +37,10 @@ from hydra.plugins.sweeper import Sweeper
 from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig, OmegaConf
 from optuna.distributions import BaseDistribution, CategoricalDistribution, FloatDistribution, IntDistribution
-from optuna.storages._heartbeat import BaseHeartbeat, is_heartbeat_enabled
 from optuna.trial import TrialState
+
+from cifar_sweep.private_apis import heartbeat_enabled, record_trial_heartbeat
+from cifar_sweep.schema import RESULT_FILE, Status
 
 log = logging.getLogger(__name__)
 LAUNCHED = "launched"  # user attribute of every trial that was actually trained
@@ -65,6 +68,26 @@ def distribution_of(override: Override) -> BaseDistribution | None:
         return FloatDistribution(float(value.start), float(value.end), log=log_scale)
     raise ValueError(f"{override.input_line}: this sweep cannot be an Optuna distribution; use choice(), "
                      f"range(), interval() or tag(log, interval())")
+
+
+class SearchSpace(NamedTuple):
+    """The sweep's overrides: the fixed ones, given to every trial as written, and the ones Optuna samples."""
+
+    fixed: list[str]
+    distributions: dict[str, BaseDistribution]
+
+
+def search_space(overrides: list[str]) -> SearchSpace:
+    """The command line's overrides and the sweeper's params, split into fixed values and distributions."""
+    fixed: list[str] = []
+    distributions: dict[str, BaseDistribution] = {}
+    for override in OverridesParser.create().parse_overrides(overrides):
+        distribution = distribution_of(override)
+        if distribution is None:
+            fixed.append(override.input_line)
+        else:
+            distributions[override.get_key_element()] = distribution
+    return SearchSpace(fixed, distributions)
 
 
 def grid_of(distributions: dict[str, BaseDistribution]) -> dict[str, list]:
@@ -100,9 +123,20 @@ def _as_override(key: str, value: Any) -> str:
 def _run_status(run_dir: Any) -> str | None:
     """The status the run wrote in its result.json (the run directory is the unit of truth)."""
     try:
-        return json.loads((Path(str(run_dir)) / "result.json").read_text()).get("status")
+        return json.loads((Path(str(run_dir)) / RESULT_FILE).read_text()).get("status")
     except (OSError, ValueError):
         return None
+
+
+def _running_numbers(study: optuna.Study) -> set[int]:
+    return {t.number for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))}
+
+
+class Launch(NamedTuple):
+    """A trial about to be trained, and the overrides of its Hydra job."""
+
+    trial: optuna.Trial
+    overrides: list[str]
 
 
 class CifarOptunaSweeper(Sweeper):
@@ -148,24 +182,8 @@ class CifarOptunaSweeper(Sweeper):
         return getattr(importlib.import_module(module), name)(**conf)
 
     def _study(self, distributions: dict[str, BaseDistribution]) -> optuna.Study:
-        directions = [str(d) for d in self.directions]
-        from cifar_sweep.studies import make_pruner
-
-        sampler = self._sampler(distributions)
-        for attempt in range(10):
-            try:
-                study = optuna.create_study(study_name=self.study_name, storage=self._storage(),
-                                            sampler=sampler, pruner=make_pruner(self.pruner_conf),
-                                            directions=directions, load_if_exists=True)
-                break
-            except Exception as error:  # workers started together race to create the tables and the study
-                if attempt < 9 and any(word in type(error).__name__ + repr(error) for word in CREATION_RACES):
-                    time.sleep(0.2 + random.random())
-                    continue
-                reason = str(error).splitlines()[0] if str(error) else type(error).__name__
-                raise CompactHydraException(
-                    f"cifar-sweep: error: cannot open the study {self.study_name} in {self.storage_url} ({reason}): "
-                    f"check hydra.sweeper.storage, that the server is up and the credentials") from None
+        """The study, created or loaded; a resumed one with its sampler reseeded."""
+        study = self._create_or_load_study(self._sampler(distributions))
         existing = len(study.get_trials(deepcopy=False))
         if existing:
             # A resumed study: the same seed would propose the same first parameters again. Offset it by
@@ -173,101 +191,150 @@ class CifarOptunaSweeper(Sweeper):
             study.sampler = self._sampler(distributions, seed_offset=existing)
         return study
 
-    # ------------------------------------------------------------------ the sweep
+    def _create_or_load_study(self, sampler: optuna.samplers.BaseSampler) -> optuna.Study:
+        from cifar_sweep.studies import make_pruner
 
-    def sweep(self, arguments: List[str]) -> Any:
-        parser = OverridesParser.create()
-        fixed: list[str] = []
-        distributions: dict[str, BaseDistribution] = {}
-        for override in parser.parse_overrides(arguments) + parser.parse_overrides(
-                [f"{k}={v}" for k, v in self.params.items()]):
-            distribution = distribution_of(override)
-            if distribution is None:
-                fixed.append(override.input_line)
-            else:
-                distributions[override.get_key_element()] = distribution
+        directions = [str(d) for d in self.directions]
+        for attempt in itertools.count(1):
+            try:
+                return optuna.create_study(study_name=self.study_name, storage=self._storage(), sampler=sampler,
+                                           pruner=make_pruner(self.pruner_conf), directions=directions,
+                                           load_if_exists=True)
+            except Exception as error:  # workers started together race to create the tables and the study
+                if attempt < 10 and any(word in type(error).__name__ + repr(error) for word in CREATION_RACES):
+                    time.sleep(0.2 + random.random())
+                    continue
+                reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+                raise CompactHydraException(
+                    f"cifar-sweep: error: cannot open the study {self.study_name} in {self.storage_url} ({reason}): "
+                    f"check hydra.sweeper.storage, that the server is up and the credentials") from None
 
+    def _open_study(self, distributions: dict[str, BaseDistribution]) -> optuna.Study:
+        """The study to continue, its trials left running by a killed sweep failed (and so retried)."""
         # Optuna warns that heartbeats are meant for Study.optimize; this sweeper records them itself (_heartbeat).
         warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed to be used with Study.optimize")
         study = self._study(distributions)
-        if isinstance(study.sampler, optuna.samplers.GridSampler):
-            cells = math.prod(len(choices) for choices in grid_of(distributions).values())
-            if self.n_trials > cells:
-                log.info("grid sampler: %d combinations, so n_trials=%d becomes %d", cells, self.n_trials, cells)
-                self.n_trials = cells
-        running = {t.number for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))}
+        self._cap_trials_at_grid_size(study, distributions)
+        self._fail_stale_trials(study)
+        return study
+
+    def _cap_trials_at_grid_size(self, study: optuna.Study, distributions: dict[str, BaseDistribution]) -> None:
+        if not isinstance(study.sampler, optuna.samplers.GridSampler):
+            return
+        cells = math.prod(len(choices) for choices in grid_of(distributions).values())
+        if self.n_trials > cells:
+            log.info("grid sampler: %d combinations, so n_trials=%d becomes %d", cells, self.n_trials, cells)
+            self.n_trials = cells
+
+    def _fail_stale_trials(self, study: optuna.Study) -> None:
+        """Fail the trials whose heartbeat stopped: the storage's retry callback queues their parameters again."""
+        running = _running_numbers(study)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             optuna.storages.fail_stale_trials(study)
-        stale = running - {t.number for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))}
+        stale = running - _running_numbers(study)
         if stale:
             log.info("trial(s) %s, left running by a killed sweep, failed; their parameters are tried again",
                      ", ".join(map(str, sorted(stale))))
+
+    def _grid_exhausted(self, study: optuna.Study) -> bool:
+        if isinstance(study.sampler, optuna.samplers.GridSampler) and study.sampler.is_exhausted(study):
+            log.info("grid sampler: every combination has been tried (over-budget ones included)")
+            return True
+        return False
+
+    # ------------------------------------------------------------------ the sweep
+
+    def sweep(self, arguments: List[str]) -> Any:
+        """Launch batches of trials until the study holds n_trials launched ones (or the grid is exhausted)."""
+        space = search_space(list(arguments) + [f"{k}={v}" for k, v in self.params.items()])
+        study = self._open_study(space.distributions)
         self.sweep_dir.mkdir(parents=True, exist_ok=True)
         log.info("study %s in %s: %d of %d trials launched so far", self.study_name, self.storage_url,
                  self._launched(study), self.n_trials)
-
-        rejected_in_a_row = 0
-        failures = 0
-        returns = []
-        while self._launched(study) < self.n_trials:
-            if isinstance(study.sampler, optuna.samplers.GridSampler) and study.sampler.is_exhausted(study):
-                log.info("grid sampler: every combination has been tried (over-budget ones included)")
-                break
-            batch, trials = [], []
-            while len(batch) < min(self.n_jobs, self.n_trials - self._launched(study)):
-                trial = study.ask(distributions)
-                overrides = fixed + [_as_override(k, v) for k, v in trial.params.items()]
-                if self.custom_search_space:
-                    overrides += self._custom(trial, overrides)
-                verdict = self._check(trial, overrides)
-                if verdict is not None:
-                    study.tell(trial, state=TrialState.PRUNED if verdict == "over_budget" else TrialState.FAIL)
-                    rejected_in_a_row += 1
-                    if rejected_in_a_row >= self.max_consecutive_rejections:
-                        raise RuntimeError(f"{rejected_in_a_row} trials in a row were over budget or invalid: the "
-                                           f"search space hardly meets budget.max_params={self.max_params}; "
-                                           f"narrow hydra.sweeper.params")
-                    continue
-                rejected_in_a_row = 0
-                trial.set_user_attr(LAUNCHED, True)
-                if self._launched(study) > self.n_trials:  # another worker reached the total meanwhile
-                    trial.set_user_attr(LAUNCHED, False)
-                    trial.set_user_attr("status", "surplus")
-                    study.tell(trial, state=TrialState.FAIL)
-                    break
-                trial.set_user_attr("overrides", overrides)
-                # The run directory is named by the trial number, unique across workers and resumes.
-                overrides = overrides + [f"trial.study={self.study_name}", f"trial.number={trial.number}",
-                                         f"hydra.sweep.subdir={trial.number}"]
-                batch.append(overrides)
-                trials.append(trial)
+        self._rejected_in_a_row, failures, returns = 0, 0, []
+        while self._launched(study) < self.n_trials and not self._grid_exhausted(study):
+            batch = self._next_batch(study, space)
             if not batch:
                 continue
-            first_job = self._launched(study) - len(batch)
-            heartbeats = [self._heartbeat(study, trial) for trial in trials]
-            try:
-                results = self.launcher.launch(batch, initial_job_idx=first_job)
-            finally:
-                for stop in heartbeats:
-                    stop()
-            for trial, result in zip(trials, results):
-                failures += self._tell(study, trial, result)
+            results = self._launch(study, batch)
+            failures += sum(self._tell(study, launch.trial, result) for launch, result in zip(batch, results))
             returns.append(results)
-            if failures > self.max_failure_rate * self.n_trials:
-                raise RuntimeError(f"{failures} trials failed, more than max_failure_rate={self.max_failure_rate} "
-                                   f"of n_trials={self.n_trials}: see their run directories")
+            self._stop_if_too_many_failed(failures)
             self._write_best(study)
         self._write_best(study)
         return returns
+
+    def _next_batch(self, study: optuna.Study, space: SearchSpace) -> list[Launch]:
+        """Up to n_jobs trials to launch together, asking again in place of each one rejected."""
+        batch: list[Launch] = []
+        # The trials of this batch count as launched already (_claim), so the room left shrinks as it fills.
+        while len(batch) < min(self.n_jobs, self.n_trials - self._launched(study)):
+            trial = study.ask(space.distributions)
+            overrides = space.fixed + [_as_override(k, v) for k, v in trial.params.items()]
+            if self.custom_search_space:
+                overrides += self._custom(trial, overrides)
+            if self._reject(study, trial, overrides):
+                continue
+            if not self._claim(study, trial):
+                break
+            batch.append(self._launch_of(trial, overrides))
+        return batch
+
+    def _reject(self, study: optuna.Study, trial: optuna.Trial, overrides: list[str]) -> bool:
+        """Tell Optuna a trial over budget or impossible, never launched; True when it was. Many in a row stop
+        the sweep: the search space hardly holds a launchable network."""
+        verdict = self._check(trial, overrides)
+        if verdict is None:
+            self._rejected_in_a_row = 0
+            return False
+        study.tell(trial, state=TrialState.PRUNED if verdict is Status.OVER_BUDGET else TrialState.FAIL)
+        self._rejected_in_a_row += 1
+        if self._rejected_in_a_row >= self.max_consecutive_rejections:
+            raise RuntimeError(f"{self._rejected_in_a_row} trials in a row were over budget or invalid: the "
+                               f"search space hardly meets budget.max_params={self.max_params}; "
+                               f"narrow hydra.sweeper.params")
+        return True
+
+    def _claim(self, study: optuna.Study, trial: optuna.Trial) -> bool:
+        """Count the trial as launched, unless another worker on the study reached n_trials meanwhile: then it
+        is told as surplus (failed, never launched) and False returned."""
+        trial.set_user_attr(LAUNCHED, True)
+        if self._launched(study) <= self.n_trials:
+            return True
+        trial.set_user_attr(LAUNCHED, False)
+        trial.set_user_attr("status", Status.SURPLUS.value)
+        study.tell(trial, state=TrialState.FAIL)
+        return False
+
+    def _launch_of(self, trial: optuna.Trial, overrides: list[str]) -> Launch:
+        trial.set_user_attr("overrides", overrides)
+        # The run directory is named by the trial number, unique across workers and resumes.
+        return Launch(trial, overrides + [f"trial.study={self.study_name}", f"trial.number={trial.number}",
+                                          f"hydra.sweep.subdir={trial.number}"])
+
+    def _launch(self, study: optuna.Study, batch: list[Launch]) -> Any:
+        """Train the batch's trials (in parallel with a parallel launcher), their heartbeats recorded meanwhile."""
+        first_job = self._launched(study) - len(batch)  # job numbers continue across resumes
+        heartbeats = [self._heartbeat(study, launch.trial) for launch in batch]
+        try:
+            return self.launcher.launch([launch.overrides for launch in batch], initial_job_idx=first_job)
+        finally:
+            for stop in heartbeats:
+                stop()
+
+    def _stop_if_too_many_failed(self, failures: int) -> None:
+        if failures > self.max_failure_rate * self.n_trials:
+            raise RuntimeError(f"{failures} trials failed, more than max_failure_rate={self.max_failure_rate} "
+                               f"of n_trials={self.n_trials}: see their run directories")
 
     def _launched(self, study: optuna.Study) -> int:
         """Trials trained (or being trained) toward n_trials. A trial failed because its sweep was killed
         does not count: Optuna's RetryFailedTrialCallback has queued its parameters again."""
         return sum(1 for t in study.get_trials(deepcopy=False) if t.user_attrs.get(LAUNCHED)
-                   and (t.state != TrialState.FAIL or t.user_attrs.get("status") == "failed"))
+                   and (t.state != TrialState.FAIL or t.user_attrs.get("status") == Status.FAILED))
 
-    def _check(self, trial: optuna.Trial, overrides: list[str]) -> str | None:
+    def _check(self, trial: optuna.Trial, overrides: list[str]) -> Status | None:
         """None when the trial may be launched; otherwise why not (the trial's user attribute `status`)."""
         from cifar_sweep.budget import count_config_params
 
@@ -277,17 +344,17 @@ class CifarOptunaSweeper(Sweeper):
         try:
             params = count_config_params(cfg.model)
         except Exception as error:  # an impossible architecture: never launched either
-            trial.set_user_attr("status", "invalid")
+            trial.set_user_attr("status", Status.INVALID.value)
             trial.set_user_attr("error", str(error).splitlines()[0] if str(error) else type(error).__name__)
-            return "invalid"
+            return Status.INVALID
         trial.set_user_attr("params", params)
         # Optuna's constraint mechanism: > 0 is infeasible; samplers that handle constraints learn from it.
         trial.set_constraint("params_over_budget", float(params - limit) if limit is not None else 0.0)
         if limit is not None and params > limit:
-            trial.set_user_attr("status", "over_budget")
+            trial.set_user_attr("status", Status.OVER_BUDGET.value)
             log.info("trial %d: %s parameters, over the budget of %s: not launched", trial.number, f"{params:,}",
                      f"{limit:,}")
-            return "over_budget"
+            return Status.OVER_BUDGET
         return None
 
     def _custom(self, trial: optuna.Trial, overrides: list[str]) -> list[str]:
@@ -297,18 +364,18 @@ class CifarOptunaSweeper(Sweeper):
                                                                  sweep_overrides=list(overrides))
         return [_as_override(k, v) for k, v in (function(cfg, trial) or {}).items()]
 
-    def _heartbeat(self, study: optuna.Study, trial: optuna.Trial):
-        """Record the trial's heartbeat while it runs, so that another sweep can tell a live trial from a dead one."""
-        storage = study._storage  # an RDBStorage inside Optuna's cache: ask it, not its type
-        if not (isinstance(storage, BaseHeartbeat) and is_heartbeat_enabled(storage)):
+    def _heartbeat(self, study: optuna.Study, trial: optuna.Trial) -> Callable[[], None]:
+        """Record the trial's heartbeat while it runs, so that another sweep can tell a live trial from a dead one.
+        Returns the function that stops it."""
+        if not heartbeat_enabled(study):
             return lambda: None
         stop = threading.Event()
 
         def beat():
             while not stop.wait(self.heartbeat_interval_s):
-                storage.record_heartbeat(trial._trial_id)
+                record_trial_heartbeat(study, trial)
 
-        storage.record_heartbeat(trial._trial_id)
+        record_trial_heartbeat(study, trial)
         thread = threading.Thread(target=beat, daemon=True)
         thread.start()
         return lambda: (stop.set(), thread.join())
@@ -317,24 +384,25 @@ class CifarOptunaSweeper(Sweeper):
         """Tell Optuna how the trial ended; returns 1 for a failure. Never a made-up value."""
         run_dir = result.hydra_cfg.hydra.runtime.output_dir if result.hydra_cfg is not None else None
         trial.set_user_attr("run_dir", str(run_dir))
-        status = _run_status(run_dir)
-        if status == "pruned":  # the run stopped itself when its trial's pruner said so
-            trial.set_user_attr("status", "pruned")
-            study.tell(trial, state=TrialState.PRUNED)
-            return 0
+        status, values = self._outcome(result, run_dir)
+        trial.set_user_attr("status", status.value)
+        if status is Status.COMPLETED:
+            study.tell(trial, values)
+        else:
+            study.tell(trial, state=TrialState.PRUNED if status is Status.PRUNED else TrialState.FAIL)
+        return int(status is Status.FAILED)
+
+    def _outcome(self, result, run_dir: Any) -> tuple[Status, list[float] | None]:
+        """completed with the objective's values, pruned, or failed (an error, or no finite value per direction)."""
+        if _run_status(run_dir) == Status.PRUNED:  # the run stopped itself when its trial's pruner said so
+            return Status.PRUNED, None
         if result.status != JobStatus.COMPLETED:
-            trial.set_user_attr("status", "failed")
-            study.tell(trial, state=TrialState.FAIL)
-            return 1
+            return Status.FAILED, None
         values = result.return_value
         values = list(values) if isinstance(values, (list, tuple)) else [values]
         if len(values) != len(self.directions) or any(v is None or not math.isfinite(float(v)) for v in values):
-            trial.set_user_attr("status", "failed")
-            study.tell(trial, state=TrialState.FAIL)
-            return 1
-        trial.set_user_attr("status", "completed")
-        study.tell(trial, [float(v) for v in values])
-        return 0
+            return Status.FAILED, None
+        return Status.COMPLETED, [float(v) for v in values]
 
     def _write_best(self, study: optuna.Study) -> None:
         """optimization_results.yaml in the sweep dir: the best trial, or the Pareto front."""
