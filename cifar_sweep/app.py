@@ -32,6 +32,7 @@ from .console import format_per_class
 from .data import CIFAR10, load_cifar10
 from .device import Runtime, describe_hardware
 from .errors import ConfigError, RunFailed, find_user_error, one_line
+from .private_apis import hydra_args_parser
 from .records import RunRecord
 from .schema import CHECKPOINT_FILE, OBJECTIVES, Status
 from .studies import TrialPruned, reporter_for
@@ -63,11 +64,10 @@ def cli() -> None:
 
 def composition_problem(argv: list[str]) -> str | None:
     from hydra import compose, initialize_config_dir
-    from hydra._internal.utils import get_args_parser
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
     try:
-        args = get_args_parser().parse_args(argv)
+        args = hydra_args_parser().parse_args(argv)
     except SystemExit:
         return None  # argparse has printed its own usage error; let Hydra's run say it again
     if args.help or args.hydra_help or args.info or args.shell_completion or args.config_path or \

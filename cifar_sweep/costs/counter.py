@@ -6,11 +6,11 @@ from dataclasses import dataclass, field
 
 import torch
 from torch import nn
-from torch.utils._python_dispatch import TorchDispatchMode
 
 from .count import OpCount, numel
 from .forward import cost
 from .hyper import hyper
+from ..private_apis import torch_dispatch_mode
 
 
 @dataclass
@@ -45,7 +45,7 @@ class CostReport:
         return total
 
 
-class OpCounter(TorchDispatchMode):
+class OpCounter(torch_dispatch_mode()):
     """Counts every ATen operator run inside it; with `model`, attributes each to the innermost module.
 
     `keep_free_rows=False` keeps only the rows that cost something (the totals are the same).
