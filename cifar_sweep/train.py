@@ -27,6 +27,7 @@ from .checkpoint import Checkpoints
 from .config import TrainerConfig
 from .costs import KINDS, OpCount
 from .data import Split
+from .errors import ConfigError
 from .pieces import Piece
 from .progress import Progress
 from .schedules import Plan, Schedule
@@ -363,6 +364,15 @@ class Loop:
                 "pieces": {piece.name: piece.state_dict() for piece in self.pieces}}
 
     def restore(self, saved: dict) -> None:
+        if saved.get("format") != CHECKPOINT_FORMAT:
+            raise ConfigError(f"the checkpoint in this run directory has format {saved.get('format', 1)}, not "
+                              f"{CHECKPOINT_FORMAT} (an older cifar-sweep wrote it): continue it with that version, "
+                              f"or start over with trainer.resume=false")
+        missing = sorted({piece.name for piece in self.pieces} - set(saved["pieces"]))
+        if missing:
+            raise ConfigError(f"the checkpoint in this run directory has no state for {', '.join(missing)}: it was "
+                              f"saved by a run configured otherwise; use another hydra.run.dir, or start over with "
+                              f"trainer.resume=false")
         self.load_state_dict(saved["loop"])
         for piece in self.pieces:
             piece.load_state_dict(saved["pieces"][piece.name])

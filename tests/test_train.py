@@ -169,3 +169,28 @@ def test_the_final_evaluation_with_test_time_augmentation_is_the_result():
     assert [e.test_accuracy for e in flipped.history] == [e.test_accuracy for e in plain.history]
     assert flipped.final_test.total == plain.final_test.total
     assert plain.final_test.accuracy == plain.history[-1].test_accuracy
+
+
+def test_a_checkpoint_of_another_format_or_configuration_is_one_line(tmp_path):
+    from cifar_sweep.checkpoint import Checkpoints
+    from cifar_sweep.errors import ConfigError
+
+    checkpoints = Checkpoints(tmp_path / "checkpoint.pt")
+    checkpoints.save({"epoch": 2, "model": {}})  # what the first cifar-sweep wrote: no format, no pieces
+    with pytest.raises(ConfigError, match="has format 1, not 2 .*trainer.resume=false"):
+        run_with_checkpoints(checkpoints)
+    checkpoints.path.unlink()
+    run_with_checkpoints(checkpoints, epochs=1)  # saved without weight averaging...
+    with pytest.raises(ConfigError, match="no state for weight_averaging"):
+        run_with_checkpoints(checkpoints, epochs=2, ema_decay=0.9)  # ...continued with it
+
+
+def run_with_checkpoints(checkpoints, epochs=2, **trainer):
+    torch.manual_seed(0)
+    (train_x, train_y), (test_x, test_y) = synthetic.make_dataset(train_per_class=5, test_per_class=2)
+    model = TutorialNet()
+    task = Task(model, torch.optim.SGD(model.parameters(), lr=0.01), nn.CrossEntropyLoss(),
+                train=Split(train_x, train_y), test=Split(test_x, test_y),
+                normalize=Normalize([0.5] * 3, [0.5] * 3, torch.device("cpu")), batch_size=10)
+    config = TrainerConfig(epochs=epochs, progress_interval_s=0, **trainer)
+    return fit(task, config, pieces.from_config(config), checkpoints=checkpoints)

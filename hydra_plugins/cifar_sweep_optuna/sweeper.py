@@ -268,8 +268,9 @@ class CifarOptunaSweeper(Sweeper):
     def _next_batch(self, study: optuna.Study, space: SearchSpace) -> list[Launch]:
         """Up to n_jobs trials to launch together, asking again in place of each one rejected."""
         batch: list[Launch] = []
-        # The trials of this batch count as launched already (_claim), so the room left shrinks as it fills.
-        while len(batch) < min(self.n_jobs, self.n_trials - self._launched(study)):
+        # The room is measured before the batch: its own trials count as launched as soon as they are claimed.
+        room = min(self.n_jobs, self.n_trials - self._launched(study))
+        while len(batch) < room:
             trial = study.ask(space.distributions)
             overrides = space.fixed + [_as_override(k, v) for k, v in trial.params.items()]
             if self.custom_search_space:
