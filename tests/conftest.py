@@ -1,14 +1,12 @@
 from __future__ import annotations
 
-import os
+import logging
 from pathlib import Path
 
 import pytest
 
-from . import synthetic
-
-REPO = Path(__file__).resolve().parents[1]
-SHARED_PNG = REPO.parent / "shared" / "data" / "cifar10-png.tar.gz"
+from . import helpers, synthetic
+from .helpers import REPO, SHARED_PNG  # noqa: F401  (their old home: kept importable)
 
 
 @pytest.fixture(scope="session")
@@ -37,8 +35,21 @@ def cache_dir(tmp_path) -> Path:
 @pytest.fixture
 def app_env(tmp_path) -> dict:
     """Environment for running `cifar-sweep` in a subprocess with a private cache."""
-    env = dict(os.environ)
-    env["CIFAR_SWEEP_CACHE"] = str(tmp_path / "cache")
-    env.pop("CIFAR10_ROOT", None)
-    env.pop("HYDRA_FULL_ERROR", None)
-    return env
+    return helpers.private_env(tmp_path / "cache")
+
+
+@pytest.fixture
+def run_app(tmp_path, monkeypatch, caplog):
+    """The app in this process (helpers.run_in_process): run_app(*overrides) returns what the run returns.
+
+    The same private cache as app_env's (data.cache_dir=tmp_path/cache, no environment variable touched),
+    tmp_path as the working directory, the "cifar_sweep" logger's INFO lines in caplog (the console of a
+    real run), and Hydra's singletons cleared afterwards."""
+    caplog.set_level(logging.INFO, logger="cifar_sweep")
+    monkeypatch.chdir(tmp_path)
+
+    def run(*overrides: str):
+        return helpers.run_in_process(f"data.cache_dir={tmp_path / 'cache'}", *overrides)
+
+    yield run
+    helpers.clear_hydra_state()

@@ -13,16 +13,14 @@ import pytest
 import multirun_analysis as ma
 from multirun_analysis.plots import pareto_front
 
-from .test_app import cifar_sweep
+from .helpers import cifar_sweep, private_env, search
 
 
 @pytest.fixture(scope="module")
 def sweep(tmp_path_factory, data_archive):
-    """A 2 x 2 multirun (two seeds, flip off and on) with the project's real writers."""
-    import os
-
+    """A 2 x 2 multirun (two seeds, flip off and on) with the project's real writers: Hydra's -m, so a subprocess."""
     root = tmp_path_factory.mktemp("analysis")
-    env = dict(os.environ, CIFAR_SWEEP_CACHE=str(root / "cache"))
+    env = private_env(root / "cache")
     done = cifar_sweep("-m", f"data.root={data_archive}", "data.train_size=60", "data.test_size=20", "trainer.epochs=2",
                        "trainer.progress_interval_s=0", "trainer.seed=0,1", "augmentation=none,flip",
                        f"hydra.sweep.dir={root / 'sweep'}", env=env, cwd=root)
@@ -113,8 +111,6 @@ def test_importing_the_analysis_does_not_import_torch():
 
 
 def test_joined_with_an_optuna_study(tmp_path, app_env, data_archive):
-    from .test_sweeper import search
-
     done = cifar_sweep(*search(tmp_path, data_archive, "trainer.epochs=1", "budget.max_params=30000",
                                "hydra.sweeper.n_trials=2"), env=app_env, cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-2000:]

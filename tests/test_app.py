@@ -1,27 +1,24 @@
-"""The real entry point, `cifar-sweep`, end to end on synthetic data: runs, multiruns, records, errors."""
+"""The app end to end on synthetic data: runs, multiruns, records, errors.
+
+The real console script `cifar-sweep` runs in a subprocess where the process is the point (the first
+test's console and .hydra/ files, -m, --cfg, --help, one-line errors and exit codes); other runs are
+the same app in this process (the run_app fixture)."""
 
 from __future__ import annotations
 
 import csv
 import json
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
 from . import synthetic
+from .helpers import cifar_sweep
 
 FAST = ["data.train_size=150", "data.val_size=50", "trainer.epochs=2", "data.batch_size=10",
         "optimizer.lr=0.01", "trainer.progress_interval_s=0"]
 RESULT_FIELDS = {"status", "params", "test_accuracy", "best_test_accuracy", "per_class_accuracy", "epochs",
                  "train_time_s", "total_time_s", "history", "choices", "overrides"}
 HISTORY_FIELDS = {"epoch", "test_accuracy", "train_loss", "lr", "epoch_time_s"}
-
-
-def cifar_sweep(*args, env, cwd, module=False):
-    command = [sys.executable, "-m", "cifar_sweep"] if module else [str(Path(sys.executable).parent / "cifar-sweep")]
-    return subprocess.run(command + list(args), env=env, cwd=cwd, capture_output=True, text=True, timeout=300)
 
 
 def test_single_run_writes_a_complete_record(tmp_path, app_env, data_archive):
@@ -71,13 +68,11 @@ def test_single_run_writes_a_complete_record(tmp_path, app_env, data_archive):
     assert "epoch 2/2 test   acc" in log and "Gop/s" in log
 
 
-def test_same_seed_same_accuracies(tmp_path, app_env, data_archive):
+def test_same_seed_same_accuracies(tmp_path, run_app, data_archive):
     results = []
     for name in ("a", "b"):
         run_dir = tmp_path / name
-        done = cifar_sweep(f"data.root={data_archive}", *FAST, "trainer.seed=3", f"hydra.run.dir={run_dir}",
-                           env=app_env, cwd=tmp_path)
-        assert done.returncode == 0, done.stderr
+        run_app(f"data.root={data_archive}", *FAST, "trainer.seed=3", f"hydra.run.dir={run_dir}")
         results.append(json.loads((run_dir / "result.json").read_text()))
     accuracies = [[(e["test_accuracy"], e["val_accuracy"], e["train_loss"]) for e in r["history"]] for r in results]
     assert accuracies[0] == accuracies[1]
@@ -155,13 +150,11 @@ def test_bad_values_are_one_line(tmp_path, app_env, data_archive, override, expe
     assert expected in done.stderr and "Traceback" not in done.stderr
 
 
-def test_compiled_model_trains_and_records_it(tmp_path, app_env, data_archive):
+def test_compiled_model_trains_and_records_it(tmp_path, run_app, data_archive):
     """trainer.compile=true goes through torch.compile (slow to start on a CPU, hence one short run)."""
     run_dir = tmp_path / "run"
-    done = cifar_sweep(f"data.root={data_archive}", "data.train_size=100", "data.test_size=20", "trainer.epochs=1",
-                       "trainer.compile=true", "trainer.progress_interval_s=0", f"hydra.run.dir={run_dir}",
-                       env=app_env, cwd=tmp_path)
-    assert done.returncode == 0, done.stderr[-3000:]
+    run_app(f"data.root={data_archive}", "data.train_size=100", "data.test_size=20", "trainer.epochs=1",
+            "trainer.compile=true", "trainer.progress_interval_s=0", f"hydra.run.dir={run_dir}")
     result = json.loads((run_dir / "result.json").read_text())
     assert result["status"] == "completed" and result["speed"]["compile"] is True
     assert result["speed"]["channels_last"] is True and result["params"] == 62_006

@@ -14,8 +14,7 @@ from cifar_sweep.app import CONFIG_DIR
 from cifar_sweep.budget import count_config_params, count_params
 from cifar_sweep.errors import ConfigError
 
-from .test_app import cifar_sweep
-from .test_models import resnet_params_by_hand, tutorial_params_by_hand
+from .helpers import cifar_sweep, resnet_params_by_hand, tutorial_params_by_hand
 
 
 def options(group: str) -> list[str]:
@@ -100,7 +99,7 @@ def test_impossible_architectures_name_the_key(overrides, key):
     assert isinstance(error, ConfigError) and key in str(error) and "\n" not in str(error)
 
 
-def test_over_budget_run_stops_at_once_and_says_how_to_lift_it(tmp_path, app_env, data_archive):
+def test_over_budget_run_stops_at_once_and_says_how_to_lift_it(tmp_path, app_env, run_app, data_archive):
     done = cifar_sweep(f"data.root={tmp_path / 'absent'}", "model=resnet", "model.widths=[16,32,64]",
                        f"hydra.run.dir={tmp_path / 'run'}", env=app_env, cwd=tmp_path)
     assert done.returncode == 1
@@ -109,10 +108,8 @@ def test_over_budget_run_stops_at_once_and_says_how_to_lift_it(tmp_path, app_env
                                    "with budget.max_params=null")  # checked before the (absent) data is read
     result = json.loads((tmp_path / "run" / "result.json").read_text())
     assert result["status"] == "failed" and result["params"] == 272_474
-    lifted = cifar_sweep(f"data.root={data_archive}", "model=resnet", "model.widths=[16,32,64]",
-                         "budget.max_params=null", "trainer.epochs=0", f"hydra.run.dir={tmp_path / 'lifted'}",
-                         env=app_env, cwd=tmp_path)
-    assert lifted.returncode == 0, lifted.stderr
+    run_app(f"data.root={data_archive}", "model=resnet", "model.widths=[16,32,64]", "budget.max_params=null",
+            "trainer.epochs=0", f"hydra.run.dir={tmp_path / 'lifted'}")  # lifted: it runs
 
 
 @pytest.mark.parametrize("overrides, expected", [
@@ -200,12 +197,10 @@ def test_an_experiment_runs_as_a_multirun(tmp_path, app_env, data_archive):
     assert sorted(r["params"] for r in results) == [62_006, 62_832]
 
 
-def test_time_budget_is_recorded_and_bad_durations_are_rejected(tmp_path, app_env, data_archive):
+def test_time_budget_is_recorded_and_bad_durations_are_rejected(tmp_path, app_env, run_app, data_archive):
     run_dir = tmp_path / "run"
-    done = cifar_sweep(f"data.root={data_archive}", "data.train_size=60", "data.test_size=20",
-                       "trainer.time_budget=2h", "schedule=plateaus", "trainer.progress_interval_s=0",
-                       "trainer.max_epochs=3", f"hydra.run.dir={run_dir}", env=app_env, cwd=tmp_path)
-    assert done.returncode == 0, done.stderr[-2000:]
+    run_app(f"data.root={data_archive}", "data.train_size=60", "data.test_size=20", "trainer.time_budget=2h",
+            "schedule=plateaus", "trainer.progress_interval_s=0", "trainer.max_epochs=3", f"hydra.run.dir={run_dir}")
     result = json.loads((run_dir / "result.json").read_text())
     assert result["time_budget_s"] == 7200.0
     assert result["epochs"] == result["epochs_planned"] == 3  # thousands fit in 2 h; max_epochs caps them

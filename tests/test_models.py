@@ -10,14 +10,7 @@ from cifar_sweep.budget import count_config_params, count_params
 from cifar_sweep.errors import ConfigError
 from cifar_sweep.models import ConvNet, TutorialNet
 
-
-def tutorial_params_by_hand(c1, c2, f1, f2, classes=10):
-    conv1 = 3 * 5 * 5 * c1 + c1
-    conv2 = c1 * 5 * 5 * c2 + c2
-    fc1 = c2 * 5 * 5 * f1 + f1
-    fc2 = f1 * f2 + f2
-    fc3 = f2 * classes + classes
-    return conv1 + conv2 + fc1 + fc2 + fc3
+from .helpers import resnet_params_by_hand, tutorial_params_by_hand
 
 
 def test_tutorial_network_has_62006_parameters():
@@ -55,21 +48,6 @@ def test_bad_widths_name_the_key(bad):
 def resnet(widths, blocks):
     """conf/model/resnet.yaml, built directly."""
     return ConvNet(stem=widths[0], widths=widths, blocks=blocks, block="residual", downsample="stride")
-
-
-def resnet_params_by_hand(widths, blocks, classes=10):
-    def conv_bn(cin, cout, k):
-        return cin * cout * k * k + 2 * cout  # bias-free conv, then BN's weight and bias
-
-    total = conv_bn(3, widths[0], 3)
-    cin = widths[0]
-    for stage, (width, count) in enumerate(zip(widths, blocks)):
-        for block in range(count):
-            total += conv_bn(cin, width, 3) + conv_bn(width, width, 3)
-            if cin != width or (stage > 0 and block == 0):  # channels change, or stride 2
-                total += conv_bn(cin, width, 1)  # the 1x1 projection shortcut
-            cin = width
-    return total + cin * classes + classes
 
 
 @pytest.mark.parametrize("widths, blocks", [((16, 32, 64), (3, 3, 3)), ((16, 32, 60), (3, 3, 3)), ((8, 8), (1, 2))])

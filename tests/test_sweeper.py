@@ -15,20 +15,7 @@ from pathlib import Path
 import optuna
 import pytest
 
-from .test_app import cifar_sweep
-
-TINY = ["data.train_size=60", "data.val_size=20", "data.test_size=20", "data.batch_size=20",
-        "trainer.progress_interval_s=0"]
-
-
-def search(tmp_path, data_archive, *extra):
-    return [ "-m", "hparams_search=demo", f"data.root={data_archive}", *TINY, f"hydra.sweep.dir={tmp_path / 'sweep'}",
-            f"hydra.sweeper.storage=sqlite:///{tmp_path / 'study.db'}", *extra]
-
-
-def study_in(tmp_path, name="demo", database="study.db") -> optuna.Study:
-    """The study a search() (or a sweep given the same storage) wrote."""
-    return optuna.load_study(study_name=name, storage=f"sqlite:///{tmp_path / database}")
+from .helpers import TINY, cifar_sweep, search, study_in
 
 
 def runs(tmp_path) -> dict[int, dict]:
@@ -181,17 +168,10 @@ def test_two_workers_share_one_postgresql_study(tmp_path, app_env, data_archive,
     two_workers_reach_the_total(tmp_path, app_env, args, postgres_url)
 
 
-def conditional_space(cfg, trial):
-    """custom_search_space for the test below: a third stage's block count only when there is a third stage."""
-    if len(cfg.model.widths) == 3:
-        return {"model.blocks": f"[1,1,{trial.suggest_int('blocks_of_stage_3', 1, 2)}]"}
-    return {}
-
-
 def test_custom_search_space_adds_conditional_parameters(tmp_path, app_env, data_archive):
     args = search(tmp_path, data_archive, "trainer.epochs=1", "hydra.sweeper.n_trials=4",
                   "hydra.sweeper.params={model.widths: 'choice([8,16],[8,16,16])'}",
-                  "hydra.sweeper.custom_search_space=tests.test_sweeper.conditional_space")
+                  "hydra.sweeper.custom_search_space=tests.helpers.conditional_space")
     done = cifar_sweep(*args, env=app_env, cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-3000:]
     trials = [t for t in study_in(tmp_path).get_trials()
@@ -200,7 +180,8 @@ def test_custom_search_space_adds_conditional_parameters(tmp_path, app_env, data
     for trial in trials:
         three_stages = trial.params["model.widths"] == "[8, 16, 16]"
         assert ("blocks_of_stage_3" in trial.params) == three_stages
-        blocks = json.loads((Path(trial.user_attrs["run_dir"]) / "result.json").read_text())["config"]["model"]["blocks"]
+        record = json.loads((Path(trial.user_attrs["run_dir"]) / "result.json").read_text())
+        blocks = record["config"]["model"]["blocks"]
         assert blocks == ([1, 1, trial.params["blocks_of_stage_3"]] if three_stages else 1)
 
 
