@@ -1,6 +1,7 @@
 # Two commands do all the set-up on a fresh machine:
 #   make run    create .venv, install everything, train the tutorial network for 2 epochs on CIFAR-10
 #   make test   create .venv, install everything, run the tests
+#   make lint   ruff: the checks and the formatting CI requires (make format applies them)
 # Extra arguments: make run ARGS="model.c1=12 trainer.epochs=5"   make test PYTEST_ARGS="-k data"
 
 PYTHON ?= python3
@@ -13,7 +14,7 @@ SHARED_PNG := ../shared/data/cifar10-png.tar.gz
 CIFAR10_ROOT ?= $(if $(wildcard $(SHARED_PNG)),$(SHARED_PNG),./data)
 export CIFAR10_ROOT
 
-.PHONY: install run test clean
+.PHONY: install run test lint format clean
 
 install: $(VENV)/.installed
 
@@ -29,6 +30,14 @@ run: install
 
 test: install
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+
+lint: install  # what CI checks before the tests
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: install  # fix what lint reports, where ruff can
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
 
 clean:
 	rm -rf $(VENV) outputs multirun *.egg-info

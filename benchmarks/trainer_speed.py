@@ -169,7 +169,7 @@ def main() -> None:
         settings = SimpleNamespace(batch_size=batch_size, autocast_dtype=pick_autocast("auto", device))
         fast_normalize = Normalize(MEAN, STD, device, channels_last=channels_last)
 
-        def fresh(fast_layout: bool):
+        def fresh(fast_layout: bool, build=build):
             torch.manual_seed(0)
             layout = torch.channels_last if fast_layout and channels_last else torch.contiguous_format
             model = build().to(device, memory_format=layout)
@@ -185,7 +185,7 @@ def main() -> None:
         median = {k: statistics.median(v) for k, v in speeds.items()}
         # Ratios within a round, then their median: the three loops of a round share the machine's
         # mood (a noisy neighbour, a slower minute), which a ratio of separate medians would not cancel.
-        ratio = lambda a, b: statistics.median(x / y for x, y in zip(speeds[a], speeds[b]))  # noqa: E731
+        ratio = lambda a, b, speeds=speeds: statistics.median(x / y for x, y in zip(speeds[a], speeds[b]))
         results.append({
             "network": name, "params": count_params(build()), "batch_size": batch_size, "images": count,
             "course_images_per_s": round(median["course"], 1),

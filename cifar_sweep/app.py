@@ -143,6 +143,7 @@ def train_and_record(cfg: DictConfig, record: RunRecord) -> float | list | None:
     params = check_before_data(cfg)
     record.update(params=params, seed=cfg.trainer.seed, objective=objective_of(cfg), epochs_planned=cfg.trainer.epochs,
                   time_budget_s=pieces.parse_duration(cfg.trainer.time_budget))
+    check_budget(params, cfg.budget.max_params)  # after the count is recorded: a failed record says how far over
     runtime = Runtime.from_config(cfg.runtime)
     runtime.apply()
     torch.manual_seed(cfg.trainer.seed)
@@ -170,7 +171,7 @@ def train_and_record(cfg: DictConfig, record: RunRecord) -> float | list | None:
 
 def check_before_data(cfg: DictConfig) -> int:
     """What composition cannot check, before any data is loaded or any weight is made; returns the parameters
-    of the model, counted on the meta device (no weights made): a model over budget fails in a second."""
+    of the model, counted on the meta device (no weights made), so that a model over budget fails in a second."""
     check_ranges(cfg)
     for objective in objectives_of(cfg):
         if objective not in OBJECTIVES:
@@ -179,12 +180,13 @@ def check_before_data(cfg: DictConfig) -> int:
         if objective.endswith("val_accuracy") and not cfg.data.val_size:
             raise ConfigError(f"objective={objective} needs a validation split: set data.val_size (e.g. 5000)")
     pieces.parse_duration(cfg.trainer.time_budget)
-    params = count_config_params(cfg.model)
-    limit = cfg.budget.max_params
+    return count_config_params(cfg.model)
+
+
+def check_budget(params: int, limit: int | None) -> None:
     if limit is not None and params > limit:
         raise ConfigError(f"the model has {params:,} parameters, over budget.max_params={limit:,}: choose smaller "
                           f"widths or depth, or lift the limit with budget.max_params=null")
-    return params
 
 
 def objectives_of(cfg: DictConfig) -> list[str]:

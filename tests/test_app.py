@@ -139,7 +139,7 @@ def test_missing_data_is_one_line_and_a_failed_record(tmp_path, app_env):
     ("objective=val_accuracy", "needs a validation split"),
     ("objective=speed", "objective=speed is unknown"),
     ("data.batch_size=0", "data.batch_size=0 must be"),
-    ("trainer.tta=mirror", "trainer.tta=mirror is unknown: choose one of none, flip, flip_shift"),
+    ("trainer.tta=mirror", "trainer.tta=mirror (Invalid value 'mirror', expected one of [none, flip, flip_shift])"),
     ("trainer.eval_every=0", "trainer.eval_every=0 must be a whole number >= 1"),
     ("trainer.ema_decay=1.5", "trainer.ema_decay=1.5 must be a number in (0, 1)"),
 ])
@@ -151,10 +151,10 @@ def test_bad_values_are_one_line(tmp_path, app_env, data_archive, override, expe
 
 
 def test_compiled_model_trains_and_records_it(tmp_path, run_app, data_archive):
-    """trainer.compile=true goes through torch.compile (slow to start on a CPU, hence one short run)."""
+    """runtime.compile=true goes through torch.compile (slow to start on a CPU, hence one short run)."""
     run_dir = tmp_path / "run"
     run_app(f"data.root={data_archive}", "data.train_size=100", "data.test_size=20", "trainer.epochs=1",
-            "trainer.compile=true", "trainer.progress_interval_s=0", f"hydra.run.dir={run_dir}")
+            "runtime.compile=true", "trainer.progress_interval_s=0", f"hydra.run.dir={run_dir}")
     result = json.loads((run_dir / "result.json").read_text())
     assert result["status"] == "completed" and result["speed"]["compile"] is True
     assert result["speed"]["channels_last"] is True and result["params"] == 62_006

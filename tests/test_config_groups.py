@@ -114,7 +114,7 @@ def test_over_budget_run_stops_at_once_and_says_how_to_lift_it(tmp_path, app_env
 
 @pytest.mark.parametrize("overrides, expected", [
     (["model=nope"], "Could not find 'model/nope' Available options in 'model': convnet"),
-    (["model.c1=wide"], "model.c1=wide must be a whole number"),
+    (["model.c1=wide"], "model.c1=wide (Value 'wide' of type 'str' could not be converted to Integer)"),
     (["model.nonsense=3"], "Could not override 'model.nonsense'"),
     (["-m", "model=tutorial,nope"], "Could not find 'model/nope'"),  # every value of a sweep is checked
     (["trainer.epochs=[1"], "no viable alternative at input '[1'"),

@@ -190,9 +190,11 @@ def test_the_grid_sampler_tries_every_combination_once(tmp_path, app_env, data_a
     args = ["-m", "hparams_search=select_250k_cpu", f"data.root={data_archive}", *TINY, "trainer.time_budget=null",
             "trainer.epochs=1", "data.test_batch_size=20", f"hydra.sweep.dir={tmp_path / 'sweep'}",
             f"hydra.sweeper.storage=sqlite:///{tmp_path / 'study.db'}", "hydra.sweeper.n_trials=10"]
-    done = cifar_sweep(*args, env=app_env, cwd=tmp_path)
+    done = cifar_sweep(*args, "hydra.sweeper.n_jobs=3", env=app_env, cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-3000:]
     assert "6 combinations, so n_trials=10 becomes 6" in done.stdout + done.stderr
+    # n_jobs trials go to the launcher together: two batches of 3 (a parallel launcher would run them at once)
+    assert (done.stdout + done.stderr).count("Launching 3 jobs locally") == 2
     trials = study_in(tmp_path, "select_250k_cpu").get_trials()
     tried = sorted((t.params["model"], t.params["schedule.peak"]) for t in trials)
     assert tried == sorted((m, p) for m in ("resnet", "resnet9", "resnet9_early") for p in (0.1, 0.2))
