@@ -70,8 +70,15 @@ def composition_problem(argv: list[str]) -> str | None:
         args = hydra_args_parser().parse_args(argv)
     except SystemExit:
         return None  # argparse has printed its own usage error; let Hydra's run say it again
-    if args.help or args.hydra_help or args.info or args.shell_completion or args.config_path or \
-            args.config_name or args.config_dir:
+    if (
+        args.help
+        or args.hydra_help
+        or args.info
+        or args.shell_completion
+        or args.config_path
+        or args.config_name
+        or args.config_dir
+    ):
         return None  # not a run of this config: nothing to check
     try:
         # Each override's values (a sweep's, up to 50 of them) tried in turn, the others at their first value.
@@ -83,8 +90,9 @@ def composition_problem(argv: list[str]) -> str | None:
             else:
                 choices.append([override.input_line])
         firsts = [options[0] for options in choices]
-        candidates = [firsts] + [firsts[:i] + [option] + firsts[i + 1:]
-                                 for i, options in enumerate(choices) for option in options[1:]]
+        candidates = [firsts] + [
+            firsts[:i] + [option] + firsts[i + 1 :] for i, options in enumerate(choices) for option in options[1:]
+        ]
         with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3", job_name="check"):
             for overrides in candidates:
                 cfg = compose(config_name="config", overrides=overrides, return_hydra_config=True)
@@ -105,8 +113,10 @@ def unwritable(directory: str) -> str | None:
     try:  # a real attempt: permission bits do not stop root, a read-only or special file system does
         shutil.rmtree(tempfile.mkdtemp(prefix=".cifar-sweep-check-", dir=ancestor))
     except OSError as error:
-        return (f"cannot write the output directory {path} ({ancestor}: {error.strerror}): set "
-                f"hydra.run.dir=... (or hydra.sweep.dir=... for -m) to a writable place")
+        return (
+            f"cannot write the output directory {path} ({ancestor}: {error.strerror}): set "
+            f"hydra.run.dir=... (or hydra.sweep.dir=... for -m) to a writable place"
+        )
     return None
 
 
@@ -118,7 +128,8 @@ def run(cfg: DictConfig) -> float:
         choices={k: v for k, v in hydra_cfg.runtime.choices.items() if not k.startswith("hydra/")},
         overrides=list(hydra_cfg.overrides.task),
         job_num=hydra_cfg.job.get("num"),
-        study=cfg.trial.study, trial=cfg.trial.number,
+        study=cfg.trial.study,
+        trial=cfg.trial.number,
         config=OmegaConf.to_container(cfg, resolve=True, enum_to_str=True),
     )
     try:
@@ -141,27 +152,42 @@ def run(cfg: DictConfig) -> float:
 def train_and_record(cfg: DictConfig, record: RunRecord) -> float | list | None:
     """The recipe: check what can be checked before any data is read, build, train, record."""
     params = check_before_data(cfg)
-    record.update(params=params, seed=cfg.trainer.seed, objective=objective_of(cfg), epochs_planned=cfg.trainer.epochs,
-                  time_budget_s=pieces.parse_duration(cfg.trainer.time_budget))
+    record.update(
+        params=params,
+        seed=cfg.trainer.seed,
+        objective=objective_of(cfg),
+        epochs_planned=cfg.trainer.epochs,
+        time_budget_s=pieces.parse_duration(cfg.trainer.time_budget),
+    )
     check_budget(params, cfg.budget.max_params)  # after the count is recorded: a failed record says how far over
     runtime = Runtime.from_config(cfg.runtime)
     runtime.apply()
     torch.manual_seed(cfg.trainer.seed)
     data = load_data(cfg.data)
     task = build_task(cfg, data, runtime)
-    log.info("model %s: %s parameters; device %s", record.fields["choices"].get("model"), f"{params:,}",
-             runtime.device)
+    log.info("model %s: %s parameters; device %s", record.fields["choices"].get("model"), f"{params:,}", runtime.device)
     uncounted = measure_costs(task, cfg.data, record, params)
     if runtime.compile:
         task.model = torch.compile(task.model)  # shares the parameters, and so the optimizer, with the model
-    record.update(data=data.describe(), hardware=describe_hardware(runtime.device), speed=runtime.describe(),
-                  ops_per_image=task.eval_ops_per_image.as_dict(), train_ops_per_image=task.train_ops_per_image.as_dict(),
-                  uncounted_ops=uncounted, classes=list(data.classes))
+    record.update(
+        data=data.describe(),
+        hardware=describe_hardware(runtime.device),
+        speed=runtime.describe(),
+        ops_per_image=task.eval_ops_per_image.as_dict(),
+        train_ops_per_image=task.train_ops_per_image.as_dict(),
+        uncounted_ops=uncounted,
+        classes=list(data.classes),
+    )
     trainer = trainer_config(cfg)
     chosen = pieces.from_config(trainer) + pruner_reports(cfg, record)
     try:
-        result = fit(task, trainer, chosen, on_evaluation=lambda result: record_evaluation(record, result, data.classes),
-                     checkpoints=pick_checkpoints(trainer.resume, record.run_dir))
+        result = fit(
+            task,
+            trainer,
+            chosen,
+            on_evaluation=lambda result: record_evaluation(record, result, data.classes),
+            checkpoints=pick_checkpoints(trainer.resume, record.run_dir),
+        )
     except TrialPruned as pruned:
         record.update(status=Status.PRUNED, stopped_early=str(pruned))
         log.info("%s; run directory %s", pruned, record.run_dir)
@@ -175,8 +201,9 @@ def check_before_data(cfg: DictConfig) -> int:
     check_ranges(cfg)
     for objective in objectives_of(cfg):
         if objective not in OBJECTIVES:
-            raise ConfigError(f"objective={objective} is unknown: choose one of {', '.join(OBJECTIVES)}, "
-                              f"or a list of them")
+            raise ConfigError(
+                f"objective={objective} is unknown: choose one of {', '.join(OBJECTIVES)}, or a list of them"
+            )
         if objective.endswith("val_accuracy") and not cfg.data.val_size:
             raise ConfigError(f"objective={objective} needs a validation split: set data.val_size (e.g. 5000)")
     pieces.parse_duration(cfg.trainer.time_budget)
@@ -185,8 +212,10 @@ def check_before_data(cfg: DictConfig) -> int:
 
 def check_budget(params: int, limit: int | None) -> None:
     if limit is not None and params > limit:
-        raise ConfigError(f"the model has {params:,} parameters, over budget.max_params={limit:,}: choose smaller "
-                          f"widths or depth, or lift the limit with budget.max_params=null")
+        raise ConfigError(
+            f"the model has {params:,} parameters, over budget.max_params={limit:,}: choose smaller "
+            f"widths or depth, or lift the limit with budget.max_params=null"
+        )
 
 
 def objectives_of(cfg: DictConfig) -> list[str]:
@@ -205,12 +234,21 @@ def build_task(cfg: DictConfig, data: CIFAR10, runtime: Runtime) -> Task:
     loss_fn = build("loss", cfg.loss)
     augment = build("augmentation", cfg.augmentation, seed=cfg.trainer.seed + 1, device=device)
     schedule = build("schedule", cfg.schedule)
-    return Task(model=model, optimizer=optimizer, loss_fn=loss_fn, train=data.train.to(device), test=data.test.to(device),
-                val=data.val.to(device) if data.val is not None else None,
-                normalize=Normalize(cfg.data.mean, cfg.data.std, device, channels_last=runtime.channels_last),
-                batch_size=cfg.data.batch_size, test_batch_size=cfg.data.test_batch_size,
-                augment=augment if augment.active else None, schedule=schedule, autocast_dtype=runtime.autocast_dtype,
-                num_classes=len(data.classes))
+    return Task(
+        model=model,
+        optimizer=optimizer,
+        loss_fn=loss_fn,
+        train=data.train.to(device),
+        test=data.test.to(device),
+        val=data.val.to(device) if data.val is not None else None,
+        normalize=Normalize(cfg.data.mean, cfg.data.std, device, channels_last=runtime.channels_last),
+        batch_size=cfg.data.batch_size,
+        test_batch_size=cfg.data.test_batch_size,
+        augment=augment if augment.active else None,
+        schedule=schedule,
+        autocast_dtype=runtime.autocast_dtype,
+        num_classes=len(data.classes),
+    )
 
 
 def build(group: str, node: DictConfig, *args, **kwargs):
@@ -221,8 +259,9 @@ def build(group: str, node: DictConfig, *args, **kwargs):
     except Exception as error:
         if find_user_error(error) is not None:
             raise
-        raise ConfigError(f"{group}: {one_line(error)}: check the {group}.* values (cifar-sweep --cfg job "
-                          f"shows them)") from None
+        raise ConfigError(
+            f"{group}: {one_line(error)}: check the {group}.* values (cifar-sweep --cfg job shows them)"
+        ) from None
 
 
 def measure_costs(task: Task, data_cfg: DictConfig, record: RunRecord, params: int) -> list[str]:
@@ -232,16 +271,21 @@ def measure_costs(task: Task, data_cfg: DictConfig, record: RunRecord, params: i
     network = costs.describe(task.model)
     sample = slice(0, min(data_cfg.batch_size, 128))  # operations scale with images: one batch of at most 128
     images = Normalize(data_cfg.mean, data_cfg.std, torch.device("cpu"))(task.train.images[sample].cpu())
-    train_ops, uncounted = costs.training_ops_per_image(task.model, task.optimizer, task.loss_fn,
-                                                        (images, task.train.labels[sample].cpu()))
+    train_ops, uncounted = costs.training_ops_per_image(
+        task.model, task.optimizer, task.loss_fn, (images, task.train.labels[sample].cpu())
+    )
     uncounted = sorted(set(network.uncounted) | set(uncounted))
     if uncounted:
         log.warning("no operation count rule for %s: counted as 0 (please report it)", ", ".join(uncounted))
-    record.write_network(costs.table_rows(network), heading=f"# {record.fields['choices'].get('model')}: "
-                         f"{params:,} parameters, one 3x32x32 image, eval mode")
+    record.write_network(
+        costs.table_rows(network),
+        heading=f"# {record.fields['choices'].get('model')}: {params:,} parameters, one 3x32x32 image, eval mode",
+    )
     totals = network.totals
-    log.info("forward pass of one image: %s operations (%s adds, %s muls, %s max, %s other); training: %s per image",
-             *(f"{v:,}" for v in (totals.total, totals.adds, totals.muls, totals.max, totals.other, train_ops.total)))
+    log.info(
+        "forward pass of one image: %s operations (%s adds, %s muls, %s max, %s other); training: %s per image",
+        *(f"{v:,}" for v in (totals.total, totals.adds, totals.muls, totals.max, totals.other, train_ops.total)),
+    )
     task.eval_ops_per_image, task.train_ops_per_image = totals, train_ops
     return uncounted
 
@@ -266,11 +310,16 @@ def finish(cfg: DictConfig, record: RunRecord, result: FitResult, classes, param
     log.info("per-class test accuracy:\n%s", format_per_class(result.final_test, classes))
     values = [record.fields[name] for name in objectives_of(cfg)]
     value = values[0] if len(values) == 1 else values
-    record.update(status=Status.DIVERGED if result.diverged else Status.COMPLETED, objective_value=value,
-                  stopped_early=result.stopped)
-    record.write_plot([entry.as_dict() for entry in result.history],
-                      title=f"{record.fields['choices'].get('model')}: {params:,} parameters, "
-                            f"final test accuracy {record.fields['test_accuracy']:.2%}")
+    record.update(
+        status=Status.DIVERGED if result.diverged else Status.COMPLETED,
+        objective_value=value,
+        stopped_early=result.stopped,
+    )
+    record.write_plot(
+        [entry.as_dict() for entry in result.history],
+        title=f"{record.fields['choices'].get('model')}: {params:,} parameters, "
+        f"final test accuracy {record.fields['test_accuracy']:.2%}",
+    )
     log.info("%s = %s; run directory %s", objective_of(cfg), value, record.run_dir)
     if result.diverged:
         return None  # a sweeper must not learn a made-up accuracy from a run that blew up
@@ -287,8 +336,10 @@ def pick_checkpoints(resume: str, run_dir: Path) -> Checkpoints:
     elif choice.lower() not in ("auto", "true"):
         source = Path(to_absolute_path(choice)) / CHECKPOINT_FILE
         if not source.is_file():
-            raise ConfigError(f"trainer.resume={resume}: there is no {CHECKPOINT_FILE} there; give the run "
-                              f"directory of the run to continue, or trainer.resume=auto")
+            raise ConfigError(
+                f"trainer.resume={resume}: there is no {CHECKPOINT_FILE} there; give the run "
+                f"directory of the run to continue, or trainer.resume=auto"
+            )
         if source.resolve() != target.path.resolve():
             shutil.copyfile(source, target.path)
     return target
@@ -297,6 +348,11 @@ def pick_checkpoints(resume: str, run_dir: Path) -> Checkpoints:
 def load_data(data_cfg: DictConfig) -> CIFAR10:
     absolute = lambda path: os.path.normpath(to_absolute_path(os.path.expanduser(str(path))))  # noqa: E731
     return load_cifar10(
-        absolute(data_cfg.root), cache_dir=absolute(data_cfg.cache_dir) if data_cfg.cache_dir else None,
-        download=data_cfg.download, val_size=data_cfg.val_size, train_size=data_cfg.train_size,
-        test_size=data_cfg.test_size, split_seed=data_cfg.split_seed)
+        absolute(data_cfg.root),
+        cache_dir=absolute(data_cfg.cache_dir) if data_cfg.cache_dir else None,
+        download=data_cfg.download,
+        val_size=data_cfg.val_size,
+        train_size=data_cfg.train_size,
+        test_size=data_cfg.test_size,
+        split_seed=data_cfg.split_seed,
+    )

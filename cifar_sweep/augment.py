@@ -18,8 +18,15 @@ from .errors import ConfigError
 
 
 class BatchAugment:
-    def __init__(self, flip: bool = False, crop_padding: int = 0, cutout: int = 0, *, seed: int = 0,
-                 device: torch.device | str = "cpu"):
+    def __init__(
+        self,
+        flip: bool = False,
+        crop_padding: int = 0,
+        cutout: int = 0,
+        *,
+        seed: int = 0,
+        device: torch.device | str = "cpu",
+    ):
         for key, value in (("crop_padding", crop_padding), ("cutout", cutout)):
             if value < 0:  # the type is checked at composition (cifar_sweep.config.AugmentationConfig)
                 raise ConfigError(f"augmentation.{key}={value} must be a whole number >= 0")
@@ -80,20 +87,25 @@ def count_test_time_views(kind: str) -> int:
 def test_time_views(images: torch.Tensor, kind: str) -> list[torch.Tensor]:
     """The views of a normalised test batch whose logits are summed (test-time augmentation).
 
-        none        the images as they are
-        flip        the images and their mirror images: 2 views
-        flip_shift  those two, and both shifted one pixel up-left and one pixel down-right (the border
-                    reflected), as in Keller Jordan's airbench: 6 views, 6x the evaluation time
+    none        the images as they are
+    flip        the images and their mirror images: 2 views
+    flip_shift  those two, and both shifted one pixel up-left and one pixel down-right (the border
+                reflected), as in Keller Jordan's airbench: 6 views, 6x the evaluation time
     """
     if count_test_time_views(kind) == 1:
         return [images]
     views = [images, images.flip(3)]
     if kind == "flip_shift":
-        memory_format = torch.channels_last if images.is_contiguous(memory_format=torch.channels_last) \
-            and not images.is_contiguous() else torch.contiguous_format
+        memory_format = (
+            torch.channels_last
+            if images.is_contiguous(memory_format=torch.channels_last) and not images.is_contiguous()
+            else torch.contiguous_format
+        )
         height, width = images.shape[-2:]
         padded = torch.nn.functional.pad(images, (1, 1, 1, 1), mode="reflect")
         for offset in (0, 2):
-            shifted = padded[..., offset:offset + height, offset:offset + width].contiguous(memory_format=memory_format)
+            shifted = padded[..., offset : offset + height, offset : offset + width].contiguous(
+                memory_format=memory_format
+            )
             views += [shifted, shifted.flip(3)]
     return views

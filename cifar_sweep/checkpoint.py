@@ -35,6 +35,10 @@ class Checkpoints:
         try:
             return torch.load(self.path, weights_only=False, map_location="cpu")
         except Exception as error:  # written atomically, so only a foreign or hand-edited file lands here
-            log.warning("ignoring the damaged checkpoint %s (%s: %s); training starts over", self.path,
-                        type(error).__name__, error)
+            log.warning(
+                "ignoring the damaged checkpoint %s (%s: %s); training starts over",
+                self.path,
+                type(error).__name__,
+                error,
+            )
             return None

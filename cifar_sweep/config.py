@@ -127,8 +127,14 @@ class ConvNetConfig:
     activation: Any = None
 
 
-SCHEMAS = {"trainer": TrainerConfig, "data": DataConfig, "runtime": RuntimeConfig,
-           "augmentation": AugmentationConfig, "model/tutorial": TutorialNetConfig, "model/convnet": ConvNetConfig}
+SCHEMAS = {
+    "trainer": TrainerConfig,
+    "data": DataConfig,
+    "runtime": RuntimeConfig,
+    "augmentation": AugmentationConfig,
+    "model/tutorial": TutorialNetConfig,
+    "model/convnet": ConvNetConfig,
+}
 
 
 def register() -> None:
@@ -144,10 +150,17 @@ register()
 
 # Range checks (the types are checked at composition): (group, key, the smallest allowed value, as said).
 # A null is allowed wherever the schema is Optional: it means "all" or "off". The data layer checks its sizes.
-LOWEST = (("data", "batch_size", 1, "> 0"), ("data", "test_batch_size", 1, "> 0"), ("trainer", "epochs", 0, ">= 0"),
-          ("trainer", "eval_every", 1, ">= 1"), ("trainer", "plateau_patience", 1, ">= 1"),
-          ("trainer", "max_epochs", 1, ">= 1"), ("trainer", "progress_interval_s", 0, ">= 0"),
-          ("augmentation", "crop_padding", 0, ">= 0"), ("augmentation", "cutout", 0, ">= 0"))
+LOWEST = (
+    ("data", "batch_size", 1, "> 0"),
+    ("data", "test_batch_size", 1, "> 0"),
+    ("trainer", "epochs", 0, ">= 0"),
+    ("trainer", "eval_every", 1, ">= 1"),
+    ("trainer", "plateau_patience", 1, ">= 1"),
+    ("trainer", "max_epochs", 1, ">= 1"),
+    ("trainer", "progress_interval_s", 0, ">= 0"),
+    ("augmentation", "crop_padding", 0, ">= 0"),
+    ("augmentation", "cutout", 0, ">= 0"),
+)
 
 
 def check_ranges(cfg: DictConfig) -> None:

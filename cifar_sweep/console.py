@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 log = logging.getLogger("cifar_sweep")
 
@@ -13,9 +13,17 @@ log = logging.getLogger("cifar_sweep")
 def log_training(entry, epochs: int) -> None:
     """The end of a training pass: loss, error on the batches as seen, operations, time, speed."""
     loss = f"{entry.train_loss:.4f}" if entry.train_loss is not None and math.isfinite(entry.train_loss) else "nan"
-    log.info("epoch %d/%d train  loss %s  error %6.2f%%%s  %.1f s  %.0f img/s  lr %.3g", entry.epoch, epochs, loss,
-             100 * entry.train_error, ops_text(entry, "train"), entry.epoch_time_s, entry.images_per_s or 0.0,
-             entry.lr)
+    log.info(
+        "epoch %d/%d train  loss %s  error %6.2f%%%s  %.1f s  %.0f img/s  lr %.3g",
+        entry.epoch,
+        epochs,
+        loss,
+        100 * entry.train_error,
+        ops_text(entry, "train"),
+        entry.epoch_time_s,
+        entry.images_per_s or 0.0,
+        entry.lr,
+    )
 
 
 def log_evaluation(entry, epochs: int) -> None:
@@ -23,9 +31,17 @@ def log_evaluation(entry, epochs: int) -> None:
     if entry.epoch > 0:
         log_training(entry, epochs)
     val = f"  val acc {entry.val_accuracy:6.2%}" if entry.val_accuracy is not None else ""
-    log.info("epoch %d/%d test   acc %6.2f%%  error %6.2f%%%s%s  %.1f s%s", entry.epoch, epochs,
-             100 * entry.test_accuracy, 100 * entry.test_error, val, ops_text(entry, "eval"), entry.eval_time_s,
-             "  (before training)" if entry.epoch == 0 else "")
+    log.info(
+        "epoch %d/%d test   acc %6.2f%%  error %6.2f%%%s%s  %.1f s%s",
+        entry.epoch,
+        epochs,
+        100 * entry.test_accuracy,
+        100 * entry.test_error,
+        val,
+        ops_text(entry, "eval"),
+        entry.eval_time_s,
+        "  (before training)" if entry.epoch == 0 else "",
+    )
 
 
 def ops_text(entry, phase: str) -> str:
@@ -33,8 +49,10 @@ def ops_text(entry, phase: str) -> str:
     if total is None:
         return ""
     rate = getattr(entry, f"{phase}_ops_per_s")
-    return (f"  ops {total:.3e} (adds {getattr(entry, f'{phase}_adds'):.3e}, muls {getattr(entry, f'{phase}_muls'):.3e},"
-            f" max {getattr(entry, f'{phase}_max'):.3e})  {(rate or 0) / 1e9:.2f} Gop/s")
+    return (
+        f"  ops {total:.3e} (adds {getattr(entry, f'{phase}_adds'):.3e}, muls {getattr(entry, f'{phase}_muls'):.3e},"
+        f" max {getattr(entry, f'{phase}_max'):.3e})  {(rate or 0) / 1e9:.2f} Gop/s"
+    )
 
 
 def format_per_class(evaluation, classes: Sequence[str]) -> str:

@@ -33,8 +33,16 @@ def render(report: costs.CostReport, params: int, fmt: str) -> str:
     if fmt == "table":
         return costs.format_table(report, params)
     if fmt == "json":
-        return json.dumps({"params": params, "input_shape": list(INPUT_SHAPE), "totals": report.totals.as_dict(),
-                           "layers": [row.as_dict() for row in report.rows], "uncounted": report.uncounted}, indent=2)
+        return json.dumps(
+            {
+                "params": params,
+                "input_shape": list(INPUT_SHAPE),
+                "totals": report.totals.as_dict(),
+                "layers": [row.as_dict() for row in report.rows],
+                "uncounted": report.uncounted,
+            },
+            indent=2,
+        )
     import pandas as pd
 
     frame = pd.DataFrame(costs.table_rows(report))
@@ -46,8 +54,9 @@ def render(report: costs.CostReport, params: int, fmt: str) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="cifar-sweep-describe", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="cifar-sweep-describe", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--format", choices=("table", "markdown", "csv", "json"), default="table")
     parser.add_argument("overrides", nargs="*", help="Hydra overrides, as for cifar-sweep (e.g. model=resnet)")
     args = parser.parse_args(argv)

@@ -27,10 +27,14 @@ class Runtime:
     def from_config(cls, cfg) -> Runtime:
         device = pick_device(cfg.device)
         deterministic = switch("runtime.deterministic", cfg.deterministic)
-        return cls(device=device, autocast_dtype=pick_autocast(str(cfg.amp), device),
-                   channels_last=pick_channels_last(cfg.channels_last, device), compile=bool(cfg.compile),
-                   # on a GPU, deterministic kernels cost speed: opt in
-                   deterministic=device.type == "cpu" if deterministic == "auto" else deterministic)
+        return cls(
+            device=device,
+            autocast_dtype=pick_autocast(str(cfg.amp), device),
+            channels_last=pick_channels_last(cfg.channels_last, device),
+            compile=bool(cfg.compile),
+            # on a GPU, deterministic kernels cost speed: opt in
+            deterministic=device.type == "cpu" if deterministic == "auto" else deterministic,
+        )
 
     def apply(self) -> None:
         configure_backends(self.device)
@@ -97,8 +101,13 @@ def pick_autocast(value: str, device: torch.device) -> torch.dtype | None:
 
 
 def describe_hardware(device: torch.device) -> dict:
-    info = {"device": str(device), "torch": torch.__version__, "threads": torch.get_num_threads(),
-            "cpu": platform.processor() or platform.machine(), "cpu_count": os.cpu_count()}
+    info = {
+        "device": str(device),
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+        "cpu": platform.processor() or platform.machine(),
+        "cpu_count": os.cpu_count(),
+    }
     if device.type == "cuda":
         info["gpu"] = torch.cuda.get_device_name(device)
     return info

@@ -12,12 +12,14 @@ anything, and the analysis must come up without Optuna or torch. Each function i
 from __future__ import annotations
 
 import importlib
-from typing import Any, Callable, NamedTuple
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
 UPDATE_HINT = "update cifar_sweep/private_apis.py"
 
 
 # ------------------------------------------------------------------ Hydra
+
 
 def hydra_args_parser() -> Any:
     """Hydra's own command-line parser (an argparse.ArgumentParser), to read argv as @hydra.main will.
@@ -30,6 +32,7 @@ def hydra_args_parser() -> Any:
 
 
 # ------------------------------------------------------------------ Optuna
+
 
 def heartbeat_enabled(study: Any) -> bool:
     """Whether the study's storage records trial heartbeats (an RDB storage given a heartbeat_interval).
@@ -66,6 +69,7 @@ def trial_of(study: Any, number: int) -> Any:
 
 # ------------------------------------------------------------------ PyTorch
 
+
 def torch_dispatch_mode() -> type:
     """The base class of a mode that sees every ATen operator a model runs (the operation counter's).
 
@@ -77,6 +81,7 @@ def torch_dispatch_mode() -> type:
 
 
 # ------------------------------------------------------------------ what this module relies on
+
 
 class PrivateApi(NamedTuple):
     """A private name this module uses, and a check that it still exists with the shape the code expects."""
@@ -114,15 +119,17 @@ def _is_heartbeat_class() -> bool:
     import optuna
 
     heartbeat = resolve("optuna.storages._heartbeat.BaseHeartbeat")
-    return isinstance(heartbeat, type) and issubclass(optuna.storages.RDBStorage, heartbeat) and \
-        list(inspect.signature(heartbeat.record_heartbeat).parameters) == ["self", "trial_id"]
+    return (
+        isinstance(heartbeat, type)
+        and issubclass(optuna.storages.RDBStorage, heartbeat)
+        and list(inspect.signature(heartbeat.record_heartbeat).parameters) == ["self", "trial_id"]
+    )
 
 
 def _heartbeat_check_takes_a_storage() -> bool:
     import inspect
 
-    return list(inspect.signature(resolve("optuna.storages._heartbeat.is_heartbeat_enabled")).parameters) == \
-        ["storage"]
+    return list(inspect.signature(resolve("optuna.storages._heartbeat.is_heartbeat_enabled")).parameters) == ["storage"]
 
 
 def _in_memory_study() -> Any:
@@ -135,14 +142,16 @@ def _study_keeps_its_storage() -> bool:
     import optuna
 
     study = _in_memory_study()
-    return isinstance(study._storage, optuna.storages.BaseStorage) and \
-        callable(study._storage.get_trial_id_from_study_id_trial_number)
+    return isinstance(study._storage, optuna.storages.BaseStorage) and callable(
+        study._storage.get_trial_id_from_study_id_trial_number
+    )
 
 
 def _study_knows_its_id() -> bool:
     study = _in_memory_study()
-    return isinstance(study._study_id, int) and study._storage.get_study_name_from_id(study._study_id) == \
-        study.study_name
+    return (
+        isinstance(study._study_id, int) and study._storage.get_study_name_from_id(study._study_id) == study.study_name
+    )
 
 
 def _trial_knows_its_id() -> bool:

@@ -22,5 +22,13 @@ class Progress:
         self.next_report = now + self.interval_s
         elapsed = now - self.started
         left = elapsed / done * (self.total - done) if done else float("nan")
-        log.info("%s: %s/%s %s (%.0f%%), %.0f s elapsed, ~%.0f s left", self.label, f"{done:,}",
-                 f"{self.total:,}", self.unit, 100 * done / self.total, elapsed, left)
+        log.info(
+            "%s: %s/%s %s (%.0f%%), %.0f s elapsed, ~%.0f s left",
+            self.label,
+            f"{done:,}",
+            f"{self.total:,}",
+            self.unit,
+            100 * done / self.total,
+            elapsed,
+            left,
+        )

@@ -11,9 +11,10 @@ import csv
 import io
 import math
 import time
+from collections.abc import Sequence
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from . import atomic
 from .schema import BULKY_FIELDS, HEADLINE_FIELDS, METRICS_FILE, NETWORK_FILES, PLOT_FILE, RESULT_FILE, Status
@@ -86,8 +87,9 @@ def plot_accuracy(history: Sequence[dict], path: Path, title: str) -> None:
     fig, ax = plt.subplots(figsize=(6, 4), dpi=120)
     ax.plot(epochs, [100 * entry["test_accuracy"] for entry in history], marker="o", label="test")
     if any(entry.get("val_accuracy") is not None for entry in history):
-        ax.plot(epochs, [100 * (entry["val_accuracy"] or math.nan) for entry in history], marker="s",
-                label="validation")
+        ax.plot(
+            epochs, [100 * (entry["val_accuracy"] or math.nan) for entry in history], marker="s", label="validation"
+        )
     ax.axhline(10, color="grey", linestyle=":", linewidth=1, label="chance (10%)")
     ax.set_xlabel("epoch (0 = before training)")
     ax.set_ylabel("accuracy (%)")

@@ -16,8 +16,8 @@ Every schedule takes `warmup`: a linear ramp from 0 over that fraction of the st
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import torch
 from torch.optim.lr_scheduler import LambdaLR
@@ -73,15 +73,19 @@ class Constant(Schedule):
 class Plateaus(Schedule):
     """Absolute learning rates, each over a fraction of the epochs (whole epochs, as the course counts)."""
 
-    def __init__(self, values: Sequence[float] = (0.01, 0.001, 0.0001), fractions: Sequence[float] = (0.5, 0.25, 0.25),
-                 warmup: float = 0.0):
+    def __init__(
+        self,
+        values: Sequence[float] = (0.01, 0.001, 0.0001),
+        fractions: Sequence[float] = (0.5, 0.25, 0.25),
+        warmup: float = 0.0,
+    ):
         super().__init__(warmup)
         self.values, self.fractions = list(values), list(fractions)
         if len(self.values) != len(self.fractions) or not self.values:
             raise ConfigError(f"schedule.values={self.values} and schedule.fractions={self.fractions} must pair up")
         if abs(sum(self.fractions) - 1) > 1e-6 or any(f <= 0 for f in self.fractions):
             raise ConfigError(f"schedule.fractions={self.fractions} must be positive and add up to 1")
-        self.bounds = [sum(self.fractions[:i + 1]) for i in range(len(self.fractions))]
+        self.bounds = [sum(self.fractions[: i + 1]) for i in range(len(self.fractions))]
 
     def lr(self, progress, epoch_progress, base_lr):
         for value, bound in zip(self.values, self.bounds):
@@ -111,8 +115,9 @@ class Cosine(Schedule):
 
 
 class OneCycle(Schedule):
-    def __init__(self, peak: float = 0.1, pct_start: float = 0.3, div: float = 25.0, final_div: float = 1e4,
-                 warmup: float = 0.0):
+    def __init__(
+        self, peak: float = 0.1, pct_start: float = 0.3, div: float = 25.0, final_div: float = 1e4, warmup: float = 0.0
+    ):
         super().__init__(warmup)
         if not 0 < pct_start < 1:
             raise ConfigError(f"schedule.pct_start={pct_start} must be in (0, 1)")

@@ -40,19 +40,52 @@ class Status(str, Enum):
 
 # result.json's fields. The headline first and the bulky parts last, so that `head result.json` answers
 # "how did it do?".
-HEADLINE_FIELDS = ("status", "error", "objective", "objective_value", "test_accuracy", "test_error",
-                   "best_test_accuracy", "best_epoch", "val_accuracy", "best_val_accuracy", "params", "epochs",
-                   "epochs_planned", "train_time_s", "eval_time_s", "total_time_s", "per_class_accuracy")
+HEADLINE_FIELDS = (
+    "status",
+    "error",
+    "objective",
+    "objective_value",
+    "test_accuracy",
+    "test_error",
+    "best_test_accuracy",
+    "best_epoch",
+    "val_accuracy",
+    "best_val_accuracy",
+    "params",
+    "epochs",
+    "epochs_planned",
+    "train_time_s",
+    "eval_time_s",
+    "total_time_s",
+    "per_class_accuracy",
+)
 BULKY_FIELDS = ("history", "config")
 # The other fields a completed run writes (tests check that every one is there).
-DETAIL_FIELDS = ("started_at", "finished_at", "choices", "overrides", "job_num", "study", "trial", "seed",
-                 "time_budget_s", "fit_time_s", "tta", "data", "hardware", "speed", "ops_per_image",
-                 "train_ops_per_image", "uncounted_ops", "classes", "stopped_early")
+DETAIL_FIELDS = (
+    "started_at",
+    "finished_at",
+    "choices",
+    "overrides",
+    "job_num",
+    "study",
+    "trial",
+    "seed",
+    "time_budget_s",
+    "fit_time_s",
+    "tta",
+    "data",
+    "hardware",
+    "speed",
+    "ops_per_image",
+    "train_ops_per_image",
+    "uncounted_ops",
+    "classes",
+    "stopped_early",
+)
 
 # What a run can return to a sweeper (and records as objective_value): one of these, or a list of them for
 # a multi-objective search (e.g. objective=[val_accuracy,params] with directions [maximize, minimize]).
-OBJECTIVES = ("test_accuracy", "best_test_accuracy", "val_accuracy", "best_val_accuracy", "params",
-              "train_time_s")
+OBJECTIVES = ("test_accuracy", "best_test_accuracy", "val_accuracy", "best_val_accuracy", "params", "train_time_s")
 
 # The config groups a run chooses from (conf/<group>/), as recorded in result.json's `choices`.
 CONFIG_GROUPS = ("data", "model", "activation", "optimizer", "loss", "augmentation", "schedule", "trainer")

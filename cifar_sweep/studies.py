@@ -23,21 +23,24 @@ def open_storage(url: str, heartbeat_interval_s: int | None = None, grace_period
     import optuna
 
     if url.startswith("journal://"):
-        path = Path(url[len("journal://"):])
+        path = Path(url[len("journal://") :])
         path.parent.mkdir(parents=True, exist_ok=True)
         return optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(path)))
     if url.startswith("sqlite:///"):
-        Path(url[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
+        Path(url[len("sqlite:///") :]).parent.mkdir(parents=True, exist_ok=True)
     if not heartbeat_interval_s:
         return optuna.storages.RDBStorage(url)
     # A trial whose heartbeat went stale (its sweep was killed) is queued again, with its parameters.
     with warnings.catch_warnings():  # the callbacks are marked experimental; they are Optuna's documented way
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        retry = {"heartbeat_stale_trial_callback": optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=3)} \
-            if hasattr(optuna.storages, "RetryHeartbeatStaleTrialCallback") \
+        retry = (
+            {"heartbeat_stale_trial_callback": optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=3)}
+            if hasattr(optuna.storages, "RetryHeartbeatStaleTrialCallback")
             else {"failed_trial_callback": optuna.storages.RetryFailedTrialCallback(max_retry=3)}
-    return optuna.storages.RDBStorage(url, heartbeat_interval=heartbeat_interval_s, grace_period=grace_period_s,
-                                      **retry)
+        )
+    return optuna.storages.RDBStorage(
+        url, heartbeat_interval=heartbeat_interval_s, grace_period=grace_period_s, **retry
+    )
 
 
 def make_pruner(conf: Any) -> Any:
@@ -63,8 +66,9 @@ class TrialReporter:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             storage = open_storage(str(sweeper_cfg.storage))
-            self.study = optuna.load_study(study_name=sweeper_cfg.study_name, storage=storage,
-                                           pruner=make_pruner(sweeper_cfg.get("pruner")))
+            self.study = optuna.load_study(
+                study_name=sweeper_cfg.study_name, storage=storage, pruner=make_pruner(sweeper_cfg.get("pruner"))
+            )
         self.trial = trial_of(self.study, number)  # the trial the sweeper asked for and launched this run as
 
     def report(self, value: float, epoch: int) -> None:

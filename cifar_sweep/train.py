@@ -15,8 +15,8 @@ import contextlib
 import logging
 import math
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Callable, Sequence
 
 import torch
 from torch import nn
@@ -43,8 +43,7 @@ class Normalize:
     and the course's per-image loop see bit-identical inputs: speed never changes results.
     """
 
-    def __init__(self, mean: Sequence[float], std: Sequence[float], device: torch.device,
-                 channels_last: bool = False):
+    def __init__(self, mean: Sequence[float], std: Sequence[float], device: torch.device, channels_last: bool = False):
         self.mean = torch.tensor(mean, dtype=torch.float32, device=device).view(1, -1, 1, 1)
         self.std = torch.tensor(std, dtype=torch.float32, device=device).view(1, -1, 1, 1)
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
@@ -74,8 +73,15 @@ class Evaluation:
 
 
 @torch.inference_mode()
-def evaluate(model: nn.Module, split: Split, normalize: Normalize, batch_size: int = 400,
-             num_classes: int = 10, autocast_dtype: torch.dtype | None = None, tta: str = "none") -> Evaluation:
+def evaluate(
+    model: nn.Module,
+    split: Split,
+    normalize: Normalize,
+    batch_size: int = 400,
+    num_classes: int = 10,
+    autocast_dtype: torch.dtype | None = None,
+    tta: str = "none",
+) -> Evaluation:
     """Global and per-class accuracy of `model` on `split`; the model is left in eval mode.
 
     With `tta`, each prediction sums the logits of several views of the image (flips, shifts)."""
@@ -83,8 +89,8 @@ def evaluate(model: nn.Module, split: Split, normalize: Normalize, batch_size: i
     device = split.labels.device
     correct_per_class = torch.zeros(num_classes, dtype=torch.int64, device=device)
     for start in range(0, len(split), batch_size):
-        images = normalize(split.images[start:start + batch_size])
-        labels = split.labels[start:start + batch_size]
+        images = normalize(split.images[start : start + batch_size])
+        labels = split.labels[start : start + batch_size]
         with autocast(device, autocast_dtype):
             logits = sum(model(view).float() for view in test_time_views(images, tta))
             predictions = logits.argmax(dim=1)
@@ -206,9 +212,15 @@ class EpochTraining:
     lr: float  # at the epoch's first step (a per-step schedule moves it within the epoch)
 
 
-def fit(task: Task, trainer: TrainerConfig, pieces: Sequence[Piece] = (), *,
-        on_evaluation: Callable[[FitResult], None] | None = None, checkpoints: Checkpoints | None = None,
-        clock: Callable[[], float] = time.perf_counter) -> FitResult:
+def fit(
+    task: Task,
+    trainer: TrainerConfig,
+    pieces: Sequence[Piece] = (),
+    *,
+    on_evaluation: Callable[[FitResult], None] | None = None,
+    checkpoints: Checkpoints | None = None,
+    clock: Callable[[], float] = time.perf_counter,
+) -> FitResult:
     """Train for `trainer.epochs` (or what the pieces decide), evaluating before the first epoch and after
     each one (or every `trainer.eval_every`, and always after the last). `on_evaluation` sees the result
     after every evaluation (the run record is written there). With `checkpoints`, the state is saved
@@ -248,8 +260,14 @@ class Loop:
     """One fit() in progress: the state that the pieces read and change (the plan, the model that evaluations
     see, a request to stop) and the loop's own steps."""
 
-    def __init__(self, task: Task, trainer: TrainerConfig, pieces: Sequence[Piece],
-                 on_evaluation: Callable[[FitResult], None], clock: Callable[[], float]):
+    def __init__(
+        self,
+        task: Task,
+        trainer: TrainerConfig,
+        pieces: Sequence[Piece],
+        on_evaluation: Callable[[FitResult], None],
+        clock: Callable[[], float],
+    ):
         self.task, self.model, self.pieces = task, task.model, list(pieces)
         self.on_evaluation, self.clock = on_evaluation, clock
         self.seed, self.drop_last = trainer.seed, trainer.drop_last
@@ -258,8 +276,9 @@ class Loop:
         self.plan = Plan(trainer.epochs, max(batches, 1))
         # No scheduler at all for a constant rate: LambdaLR's step costs time on every batch for nothing.
         schedule = task.schedule
-        self.scheduler = None if schedule is None or schedule.is_constant else schedule.scheduler(task.optimizer,
-                                                                                                  self.plan)
+        self.scheduler = (
+            None if schedule is None or schedule.is_constant else schedule.scheduler(task.optimizer, self.plan)
+        )
         self.order_generator = torch.Generator().manual_seed(trainer.seed)  # the batch order, independent of init
         self.evaluated_model: nn.Module = task.model  # weight averaging puts its average here
         self.result = FitResult(epochs_planned=trainer.epochs)
@@ -290,8 +309,15 @@ class Loop:
 
     def evaluate(self, split: Split, tta: str = "none") -> Evaluation:
         task = self.task
-        return evaluate(self.evaluated_model, split, task.normalize, task.test_batch_size, task.num_classes,
-                        task.autocast_dtype, tta)
+        return evaluate(
+            self.evaluated_model,
+            split,
+            task.normalize,
+            task.test_batch_size,
+            task.num_classes,
+            task.autocast_dtype,
+            tta,
+        )
 
     def notify(self, moment: str) -> None:
         for piece in self.pieces:
@@ -308,11 +334,18 @@ class Loop:
 
     def train_epoch(self, after_step: Callable[[], None] | None) -> None:
         self.epoch += 1
-        progress = Progress(f"epoch {self.epoch}/{self.plan.epochs}", len(self.task.train), "images",
-                            self.progress_interval_s)
+        progress = Progress(
+            f"epoch {self.epoch}/{self.plan.epochs}", len(self.task.train), "images", self.progress_interval_s
+        )
         started = self.clock()
-        self.last_training = train_one_epoch(self.task, self.order_generator, drop_last=self.drop_last,
-                                             progress=progress, scheduler=self.scheduler, after_step=after_step)
+        self.last_training = train_one_epoch(
+            self.task,
+            self.order_generator,
+            drop_last=self.drop_last,
+            progress=progress,
+            scheduler=self.scheduler,
+            after_step=after_step,
+        )
         self.last_epoch_s = self.clock() - started
         self.result.train_time_s += self.last_epoch_s
         if not math.isfinite(self.last_training.loss):
@@ -341,17 +374,33 @@ class Loop:
         self.notify("after_evaluation")
 
     def entry_before_training(self) -> EpochEntry:
-        return EpochEntry(epoch=0, test_accuracy=math.nan, test_error=math.nan, train_loss=None,
-                          lr=self.task.optimizer.param_groups[0]["lr"], epoch_time_s=0.0,
-                          train_time_s=self.result.train_time_s, eval_time_s=0.0, images_per_s=None)
+        return EpochEntry(
+            epoch=0,
+            test_accuracy=math.nan,
+            test_error=math.nan,
+            train_loss=None,
+            lr=self.task.optimizer.param_groups[0]["lr"],
+            epoch_time_s=0.0,
+            train_time_s=self.result.train_time_s,
+            eval_time_s=0.0,
+            images_per_s=None,
+        )
 
     def training_entry(self) -> EpochEntry:
         """The history entry of the epoch just trained, before its evaluation fills in the accuracies."""
         trained, seconds = self.last_training, self.last_epoch_s
-        entry = EpochEntry(epoch=self.epoch, test_accuracy=math.nan, test_error=math.nan, train_loss=trained.loss,
-                           train_error=1 - trained.accuracy, lr=trained.lr, epoch_time_s=seconds,
-                           train_time_s=self.result.train_time_s, eval_time_s=0.0,
-                           images_per_s=trained.images / seconds if seconds > 0 else None)
+        entry = EpochEntry(
+            epoch=self.epoch,
+            test_accuracy=math.nan,
+            test_error=math.nan,
+            train_loss=trained.loss,
+            train_error=1 - trained.accuracy,
+            lr=trained.lr,
+            epoch_time_s=seconds,
+            train_time_s=self.result.train_time_s,
+            eval_time_s=0.0,
+            images_per_s=trained.images / seconds if seconds > 0 else None,
+        )
         if self.task.train_ops_per_image is not None:
             entry.set_ops("train", self.task.train_ops_per_image.scaled(trained.images), seconds)
         return entry
@@ -360,37 +409,54 @@ class Loop:
 
     def checkpoint(self) -> dict:
         """Everything that decides what happens next: the loop's state and each piece's."""
-        return {"format": CHECKPOINT_FORMAT, "loop": self.state_dict(),
-                "pieces": {piece.name: piece.state_dict() for piece in self.pieces}}
+        return {
+            "format": CHECKPOINT_FORMAT,
+            "loop": self.state_dict(),
+            "pieces": {piece.name: piece.state_dict() for piece in self.pieces},
+        }
 
     def restore(self, saved: dict) -> None:
         if saved.get("format") != CHECKPOINT_FORMAT:
-            raise ConfigError(f"the checkpoint in this run directory has format {saved.get('format', 1)}, not "
-                              f"{CHECKPOINT_FORMAT} (an older cifar-sweep wrote it): continue it with that version, "
-                              f"or start over with trainer.resume=false")
+            raise ConfigError(
+                f"the checkpoint in this run directory has format {saved.get('format', 1)}, not "
+                f"{CHECKPOINT_FORMAT} (an older cifar-sweep wrote it): continue it with that version, "
+                f"or start over with trainer.resume=false"
+            )
         missing = sorted({piece.name for piece in self.pieces} - set(saved["pieces"]))
         if missing:
-            raise ConfigError(f"the checkpoint in this run directory has no state for {', '.join(missing)}: it was "
-                              f"saved by a run configured otherwise; use another hydra.run.dir, or start over with "
-                              f"trainer.resume=false")
+            raise ConfigError(
+                f"the checkpoint in this run directory has no state for {', '.join(missing)}: it was "
+                f"saved by a run configured otherwise; use another hydra.run.dir, or start over with "
+                f"trainer.resume=false"
+            )
         self.load_state_dict(saved["loop"])
         for piece in self.pieces:
             piece.load_state_dict(saved["pieces"][piece.name])
-        log.info("continuing from the checkpoint of epoch %d/%d (%.0f s already spent)", self.epoch,
-                 self.plan.epochs, saved["loop"]["elapsed_s"])
+        log.info(
+            "continuing from the checkpoint of epoch %d/%d (%.0f s already spent)",
+            self.epoch,
+            self.plan.epochs,
+            saved["loop"]["elapsed_s"],
+        )
 
     def state_dict(self) -> dict:
         task, result = self.task, self.result
-        return {"epoch": self.epoch, "model": task.model.state_dict(), "optimizer": task.optimizer.state_dict(),
-                "scheduler": self.scheduler.state_dict() if self.scheduler is not None else None,
-                "order_generator": self.order_generator.get_state(),
-                "augment_generator": task.augment.generator.get_state() if task.augment is not None else None,
-                "torch_rng": torch.get_rng_state(),
-                "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
-                "history": [entry.as_dict() for entry in result.history], "train_time_s": result.train_time_s,
-                "epochs_planned": self.plan.epochs, "elapsed_s": self.elapsed(),
-                "final_test": asdict(result.final_test),
-                "final_val": asdict(result.final_val) if result.final_val else None}
+        return {
+            "epoch": self.epoch,
+            "model": task.model.state_dict(),
+            "optimizer": task.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict() if self.scheduler is not None else None,
+            "order_generator": self.order_generator.get_state(),
+            "augment_generator": task.augment.generator.get_state() if task.augment is not None else None,
+            "torch_rng": torch.get_rng_state(),
+            "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
+            "history": [entry.as_dict() for entry in result.history],
+            "train_time_s": result.train_time_s,
+            "epochs_planned": self.plan.epochs,
+            "elapsed_s": self.elapsed(),
+            "final_test": asdict(result.final_test),
+            "final_val": asdict(result.final_val) if result.final_val else None,
+        }
 
     def load_state_dict(self, saved: dict) -> None:
         task, result = self.task, self.result
@@ -413,16 +479,27 @@ class Loop:
         self.started = self.clock() - saved["elapsed_s"]  # a time budget counts the time already spent
 
 
-def train_one_epoch(task: Task, generator: torch.Generator, *, drop_last: bool = False,
-                    progress: Progress | None = None, scheduler: torch.optim.lr_scheduler.LRScheduler | None = None,
-                    after_step: Callable[[], None] | None = None) -> EpochTraining:
+def train_one_epoch(
+    task: Task,
+    generator: torch.Generator,
+    *,
+    drop_last: bool = False,
+    progress: Progress | None = None,
+    scheduler: torch.optim.lr_scheduler.LRScheduler | None = None,
+    after_step: Callable[[], None] | None = None,
+) -> EpochTraining:
     """One pass over a fresh permutation of task.train.
 
     Nothing here waits for the device: loss and correct predictions are summed on the device and
     read once, at the end.
     """
-    model, optimizer, loss_fn, augment, batch_size = task.model, task.optimizer, task.loss_fn, task.augment, \
-        task.batch_size
+    model, optimizer, loss_fn, augment, batch_size = (
+        task.model,
+        task.optimizer,
+        task.loss_fn,
+        task.augment,
+        task.batch_size,
+    )
     model.train()
     device = task.train.labels.device
     order = torch.randperm(len(task.train), generator=generator).to(device)
@@ -431,7 +508,7 @@ def train_one_epoch(task: Task, generator: torch.Generator, *, drop_last: bool =
     first_lr = optimizer.param_groups[0]["lr"]
     seen = 0
     for start in range(0, len(task.train), batch_size):
-        indices = order[start:start + batch_size]
+        indices = order[start : start + batch_size]
         count = len(indices)
         if drop_last and count < batch_size:
             break

@@ -19,15 +19,16 @@ from .tables import FORMATS, export, table
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="multirun-analysis", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="multirun-analysis", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     commands = parser.add_subparsers(dest="command", required=True)
     for name in ("table", "plot", "report"):
         sub = commands.add_parser(name)
         sub.add_argument("paths", nargs="+", help="run dirs, multirun dirs or glob patterns")
         sub.add_argument("--storage", help="an Optuna storage URL, to join the study's trials")
         sub.add_argument("--study", help="the study name in --storage")
-        sub.add_argument("--query", help="keep the runs that match a pandas query, e.g. \"params <= 250000\"")
+        sub.add_argument("--query", help='keep the runs that match a pandas query, e.g. "params <= 250000"')
         if name == "table":
             sub.add_argument("--by", nargs="*", default=[], help="group by these columns")
             sub.add_argument("--sort", default="test_accuracy")
@@ -40,8 +41,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.query and not frame.empty:
         frame = frame.query(args.query)
     if frame.empty:
-        print(f"multirun-analysis: error: no run under {' '.join(args.paths)}"
-              + (f" matches --query {args.query!r}" if args.query else " has a result.json"), file=sys.stderr)
+        print(
+            f"multirun-analysis: error: no run under {' '.join(args.paths)}"
+            + (f" matches --query {args.query!r}" if args.query else " has a result.json"),
+            file=sys.stderr,
+        )
         return 2
     if args.command == "table":
         try:

@@ -13,21 +13,43 @@ from __future__ import annotations
 import glob
 import json
 import warnings
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 import pandas as pd
 
 from cifar_sweep.schema import HEADLINE_FIELDS, RESULT_FILE, Status
 
 # The columns a table of runs shows, in order.
-HEADLINE = ["status", "params", "test_accuracy", "best_test_accuracy", "val_accuracy", "epochs", "train_time_s",
-            "total_time_s", "ops_total", "train_ops_per_s", "tta", "trial"]
+HEADLINE = [
+    "status",
+    "params",
+    "test_accuracy",
+    "best_test_accuracy",
+    "val_accuracy",
+    "epochs",
+    "train_time_s",
+    "total_time_s",
+    "ops_total",
+    "train_ops_per_s",
+    "tta",
+    "trial",
+]
 # The record's fields copied into columns as they are (a list is joined with spaces): the headline fields
 # (but status and the per-class dict, which get columns of their own) and the details worth a column.
-COPIED_FIELDS = (*(f for f in HEADLINE_FIELDS if f not in ("status", "per_class_accuracy")),
-                 "fit_time_s", "seed", "study", "trial", "job_num", "stopped_early", "time_budget_s", "tta",
-                 "test_accuracy_without_tta", "val_accuracy_without_tta")
+COPIED_FIELDS = (
+    *(f for f in HEADLINE_FIELDS if f not in ("status", "per_class_accuracy")),
+    "fit_time_s",
+    "seed",
+    "study",
+    "trial",
+    "job_num",
+    "stopped_early",
+    "time_budget_s",
+    "tta",
+    "test_accuracy_without_tta",
+    "val_accuracy_without_tta",
+)
 
 
 def find_run_dirs(paths: Iterable[str | Path]) -> list[Path]:
@@ -52,8 +74,11 @@ def row_of(run_dir: Path, record: dict) -> dict:
         "run_dir": str(run_dir),
         # A run killed mid-training never wrote its final status: say so rather than "running".
         "status": Status.INTERRUPTED.value if record.get("status") == Status.RUNNING else record.get("status"),
-        "ops_adds": ops.get("adds"), "ops_muls": ops.get("muls"), "ops_max": ops.get("max"),
-        "ops_total": ops.get("total"), "train_ops_per_image": (record.get("train_ops_per_image") or {}).get("total"),
+        "ops_adds": ops.get("adds"),
+        "ops_muls": ops.get("muls"),
+        "ops_max": ops.get("max"),
+        "ops_total": ops.get("total"),
+        "train_ops_per_image": (record.get("train_ops_per_image") or {}).get("total"),
         "train_ops_per_s": last.get("train_ops_per_s"),
         "overrides": " ".join(record.get("overrides") or []),
     }
@@ -87,8 +112,9 @@ def load(paths: Iterable[str | Path], storage: str | None = None, study: str | N
             continue
         rows.append(row_of(run_dir, record))
     if problems:
-        warnings.warn(f"{len(problems)} run dir(s) could not be read and are left out: " + "; ".join(problems),
-                      stacklevel=2)
+        warnings.warn(
+            f"{len(problems)} run dir(s) could not be read and are left out: " + "; ".join(problems), stacklevel=2
+        )
     frame = pd.DataFrame(rows)
     if storage is not None:
         frame = join_study(frame, storage, study)
@@ -102,11 +128,16 @@ def join_study(frame: pd.DataFrame, storage: str, study_name: str | None) -> pd.
     study = optuna.load_study(study_name=study_name, storage=storage)
     trial_rows = []
     for trial in study.get_trials(deepcopy=False):
-        trial_rows.append({"run_dir": trial.user_attrs.get("run_dir"), "trial": trial.number,
-                           "trial_state": trial.state.name.lower(),
-                           "trial_status": trial.user_attrs.get("status"),
-                           "trial_params": trial.user_attrs.get("params"),
-                           **{f"param.{k}": v for k, v in trial.params.items()}})
+        trial_rows.append(
+            {
+                "run_dir": trial.user_attrs.get("run_dir"),
+                "trial": trial.number,
+                "trial_state": trial.state.name.lower(),
+                "trial_status": trial.user_attrs.get("status"),
+                "trial_params": trial.user_attrs.get("params"),
+                **{f"param.{k}": v for k, v in trial.params.items()},
+            }
+        )
     trials = pd.DataFrame(trial_rows)
     if trials.empty:
         return frame

@@ -9,8 +9,11 @@ import pandas as pd
 
 from cifar_sweep.schema import METRICS_FILE
 
-X_AXES = {"params": "learned parameters", "train_time_s": "training time (s)",
-          "ops_total": "operations per image (forward)"}
+X_AXES = {
+    "params": "learned parameters",
+    "train_time_s": "training time (s)",
+    "ops_total": "operations per image (forward)",
+}
 
 
 def _pyplot():
@@ -33,8 +36,9 @@ def pareto_front(frame: pd.DataFrame, x: str, y: str = "test_accuracy") -> pd.Da
     return points.loc[front]
 
 
-def learning_curves(frame: pd.DataFrame, path: Path, against: str = "epoch", label: str = "run_dir",
-                    max_runs: int = 12) -> Path:
+def learning_curves(
+    frame: pd.DataFrame, path: Path, against: str = "epoch", label: str = "run_dir", max_runs: int = 12
+) -> Path:
     """Test accuracy against epochs (or training time) of the best `max_runs` runs, from their metrics.csv."""
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(7, 4.5), dpi=120)
@@ -75,7 +79,7 @@ def per_class(run: pd.Series, path: Path) -> Path:
     plt = _pyplot()
     classes = [c for c in run.index if c.startswith("class_") and pd.notna(run[c])]
     fig, ax = plt.subplots(figsize=(6.5, 3.5), dpi=120)
-    ax.bar([c[len("class_"):] for c in classes], [100 * run[c] for c in classes])
+    ax.bar([c[len("class_") :] for c in classes], [100 * run[c] for c in classes])
     ax.axhline(100 * run["test_accuracy"], color="C3", linestyle="--", label="all classes")
     ax.set_ylabel("test accuracy (%)")
     ax.set_ylim(0, 100)
@@ -86,8 +90,10 @@ def per_class(run: pd.Series, path: Path) -> Path:
 
 def all_plots(frame: pd.DataFrame, out: Path) -> list[Path]:
     out.mkdir(parents=True, exist_ok=True)
-    done = [learning_curves(frame, out / "learning_curves.png"),
-            learning_curves(frame, out / "learning_curves_time.png", against="time")]
+    done = [
+        learning_curves(frame, out / "learning_curves.png"),
+        learning_curves(frame, out / "learning_curves_time.png", against="time"),
+    ]
     done += [accuracy_against(frame, x, out / f"accuracy_vs_{x}.png") for x in X_AXES if x in frame.columns]
     completed = frame.dropna(subset=["test_accuracy"])
     if len(completed):

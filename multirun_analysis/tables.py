@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import pandas as pd
 
@@ -14,12 +14,22 @@ FORMATS = ("markdown", "csv", "latex", "html")
 IDENTIFIERS = ("trial", "seed", "job_num")  # numbers that name a run: their mean means nothing
 # The choice columns a table of runs starts with (those that differ): the variants first, then the other
 # config groups, then the groups that choose presets of the others.
-CHOICE_COLUMNS = (*VARIANT_GROUPS, *(g for g in CONFIG_GROUPS if g not in VARIANT_GROUPS), "experiment",
-                  "hparams_search")
+CHOICE_COLUMNS = (
+    *VARIANT_GROUPS,
+    *(g for g in CONFIG_GROUPS if g not in VARIANT_GROUPS),
+    "experiment",
+    "hparams_search",
+)
 
 
-def table(frame: pd.DataFrame, by: Sequence[str] = (), sort: str | None = "test_accuracy",
-          query: str | None = None, columns: Sequence[str] | None = None, ascending: bool = False) -> pd.DataFrame:
+def table(
+    frame: pd.DataFrame,
+    by: Sequence[str] = (),
+    sort: str | None = "test_accuracy",
+    query: str | None = None,
+    columns: Sequence[str] | None = None,
+    ascending: bool = False,
+) -> pd.DataFrame:
     """The runs (or, with `by`, one row per group: count and mean of the numbers), filtered and sorted."""
     if query:
         frame = frame.query(query)
@@ -27,8 +37,11 @@ def table(frame: pd.DataFrame, by: Sequence[str] = (), sort: str | None = "test_
     if missing:
         raise KeyError(f"no column {', '.join(missing)}: the columns are {', '.join(frame.columns)}")
     if by:
-        numbers = [c for c in (columns or HEADLINE) if c in frame.columns and c not in by and c not in IDENTIFIERS
-                   and pd.api.types.is_numeric_dtype(frame[c])]
+        numbers = [
+            c
+            for c in (columns or HEADLINE)
+            if c in frame.columns and c not in by and c not in IDENTIFIERS and pd.api.types.is_numeric_dtype(frame[c])
+        ]
         grouped = frame.groupby(list(by), dropna=False)
         out = grouped[numbers].mean()
         out.insert(0, "runs", grouped.size())
@@ -50,8 +63,9 @@ def seeds_summary(frame: pd.DataFrame, by: Sequence[str], value: str = "test_acc
     """Mean +- standard deviation of `value` over the runs (seeds) of each group."""
     grouped = frame.groupby(list(by), dropna=False)[value]
     out = grouped.agg(["count", "mean", "std"]).reset_index()
-    out[f"{value} (mean ± std)"] = [f"{m:.4f} ± {s:.4f}" if pd.notna(s) else f"{m:.4f}"
-                                    for m, s in zip(out["mean"], out["std"])]
+    out[f"{value} (mean ± std)"] = [
+        f"{m:.4f} ± {s:.4f}" if pd.notna(s) else f"{m:.4f}" for m, s in zip(out["mean"], out["std"])
+    ]
     return out
 
 

@@ -22,6 +22,7 @@ FAULTS = Path(__file__).resolve().parent / "faults.py"
 
 # --- the app -------------------------------------------------------------------------------------------
 
+
 def private_env(cache_dir: Path) -> dict:
     """This environment with a private decoded-image cache and no data root or Hydra debug setting."""
     env = dict(os.environ)
@@ -31,8 +32,9 @@ def private_env(cache_dir: Path) -> dict:
     return env
 
 
-def cifar_sweep(*args: str, env: dict, cwd: Path, module: bool = False,
-                fault: tuple[str, int] | None = None) -> subprocess.CompletedProcess:
+def cifar_sweep(
+    *args: str, env: dict, cwd: Path, module: bool = False, fault: tuple[str, int] | None = None
+) -> subprocess.CompletedProcess:
     """The real `cifar-sweep` console script (or `python -m cifar_sweep`) in a subprocess.
 
     For what only the process shows: the command line itself, -m multiruns and sweeps, one-line errors on
@@ -96,14 +98,26 @@ def clear_hydra_state() -> None:
 
 # --- the sweeper ---------------------------------------------------------------------------------------
 
-TINY = ["data.train_size=60", "data.val_size=20", "data.test_size=20", "data.batch_size=20",
-        "trainer.progress_interval_s=0"]
+TINY = [
+    "data.train_size=60",
+    "data.val_size=20",
+    "data.test_size=20",
+    "data.batch_size=20",
+    "trainer.progress_interval_s=0",
+]
 
 
 def search(tmp_path: Path, data_archive: Path, *extra: str) -> list[str]:
     """The arguments of `cifar-sweep` for the demo Optuna search on TINY data, its study in tmp_path/study.db."""
-    return ["-m", "hparams_search=demo", f"data.root={data_archive}", *TINY, f"hydra.sweep.dir={tmp_path / 'sweep'}",
-            f"hydra.sweeper.storage=sqlite:///{tmp_path / 'study.db'}", *extra]
+    return [
+        "-m",
+        "hparams_search=demo",
+        f"data.root={data_archive}",
+        *TINY,
+        f"hydra.sweep.dir={tmp_path / 'sweep'}",
+        f"hydra.sweeper.storage=sqlite:///{tmp_path / 'study.db'}",
+        *extra,
+    ]
 
 
 def study_in(tmp_path: Path, name: str = "demo", database: str = "study.db"):
@@ -122,6 +136,7 @@ def conditional_space(cfg, trial) -> dict:
 
 
 # --- parameter counts by hand --------------------------------------------------------------------------
+
 
 def tutorial_params_by_hand(c1, c2, f1, f2, classes=10):
     conv1 = 3 * 5 * 5 * c1 + c1

@@ -43,14 +43,19 @@ def start(directory: Path, port: int = 54329) -> tuple[str, callable]:
     if os.geteuid() == 0:
         shutil.chown(directory, "postgres")
         shutil.chown(socket_dir, "postgres")
-    run = lambda command: subprocess.run(_as_server_user(command), capture_output=True, text=True,  # noqa: E731
-                                         timeout=120)
+    run = lambda command: subprocess.run(
+        _as_server_user(command),
+        capture_output=True,
+        text=True,  # noqa: E731
+        timeout=120,
+    )
     done = run([str(bin_dir / "initdb"), "-D", str(data), "-U", "postgres", "--auth=trust"])
     if done.returncode != 0:
         raise PostgresUnavailable(f"initdb failed: {done.stderr.strip()[-300:]}")
     options = f"-p {port} -k {socket_dir} -c listen_addresses=''"
-    done = run([str(bin_dir / "pg_ctl"), "-D", str(data), "-o", options, "-l", str(directory / "server.log"),
-                "-w", "start"])
+    done = run(
+        [str(bin_dir / "pg_ctl"), "-D", str(data), "-o", options, "-l", str(directory / "server.log"), "-w", "start"]
+    )
     if done.returncode != 0:
         raise PostgresUnavailable(f"the server did not start: {done.stderr.strip()[-300:]}")
 

@@ -25,7 +25,7 @@ def make_split(per_class: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
     colours = torch.tensor([[(37 * c) % 200, (91 * c) % 200, (53 * c) % 200] for c in range(10)])
     images = noise + colours[labels].view(-1, 3, 1, 1)
     for i, label in enumerate(labels.tolist()):
-        images[i, :, 3 * label:3 * label + 3, :] = 255  # a horizontal stripe whose row is the class
+        images[i, :, 3 * label : 3 * label + 3, :] = 255  # a horizontal stripe whose row is the class
     return images.clamp(0, 255).to(torch.uint8), labels
 
 
@@ -48,8 +48,11 @@ def write_python_batches(directory: Path, train, test) -> Path:
 
 
 def _write_batch(path: Path, images: torch.Tensor, labels: torch.Tensor) -> None:
-    batch = {b"data": images.reshape(len(images), -1).numpy(), b"labels": labels.tolist(),
-             b"batch_label": path.name.encode()}
+    batch = {
+        b"data": images.reshape(len(images), -1).numpy(),
+        b"labels": labels.tolist(),
+        b"batch_label": path.name.encode(),
+    }
     path.write_bytes(pickle.dumps(batch))
 
 

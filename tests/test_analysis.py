@@ -21,9 +21,19 @@ def sweep(tmp_path_factory, data_archive):
     """A 2 x 2 multirun (two seeds, flip off and on) with the project's real writers: Hydra's -m, so a subprocess."""
     root = tmp_path_factory.mktemp("analysis")
     env = private_env(root / "cache")
-    done = cifar_sweep("-m", f"data.root={data_archive}", "data.train_size=60", "data.test_size=20", "trainer.epochs=2",
-                       "trainer.progress_interval_s=0", "trainer.seed=0,1", "augmentation=none,flip",
-                       f"hydra.sweep.dir={root / 'sweep'}", env=env, cwd=root)
+    done = cifar_sweep(
+        "-m",
+        f"data.root={data_archive}",
+        "data.train_size=60",
+        "data.test_size=20",
+        "trainer.epochs=2",
+        "trainer.progress_interval_s=0",
+        "trainer.seed=0,1",
+        "augmentation=none,flip",
+        f"hydra.sweep.dir={root / 'sweep'}",
+        env=env,
+        cwd=root,
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     return root / "sweep"
 
@@ -47,8 +57,10 @@ def test_group_pivot_and_seeds(sweep):
         runs = frame[frame["augmentation"] == row["augmentation"]]
         assert row["runs"] == 2 and row["test_accuracy"] == pytest.approx(runs["test_accuracy"].mean())
     pivot = ma.pivot(frame, "augmentation", "config.trainer.seed")
-    assert pivot.loc["flip", 1] == frame.query("augmentation == 'flip' and `config.trainer.seed` == 1")[
-        "test_accuracy"].item()
+    assert (
+        pivot.loc["flip", 1]
+        == frame.query("augmentation == 'flip' and `config.trainer.seed` == 1")["test_accuracy"].item()
+    )
     seeds = ma.seeds_summary(frame, ["augmentation"])
     none = frame[frame["augmentation"] == "none"]["test_accuracy"]
     row = seeds[seeds["augmentation"] == "none"].iloc[0]
@@ -82,15 +94,24 @@ def test_a_broken_run_dir_is_listed_not_dropped_silently(sweep, tmp_path):
 
 
 def test_cli_table_plot_report(sweep, tmp_path):
-    run = lambda *args: subprocess.run([sys.executable, "-m", "multirun_analysis", *args],  # noqa: E731
-                                       capture_output=True, text=True, timeout=120)
+    run = lambda *args: subprocess.run(
+        [sys.executable, "-m", "multirun_analysis", *args],  # noqa: E731
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     table = run("table", str(sweep), "--by", "augmentation", "--format", "csv")
     assert table.returncode == 0, table.stderr
     assert len(pd.read_csv(io.StringIO(table.stdout))) == 2
     plots = run("plot", str(sweep), "--out", str(tmp_path / "figures"))
     assert plots.returncode == 0, plots.stderr
-    for name in ("learning_curves.png", "accuracy_vs_params.png", "accuracy_vs_train_time_s.png",
-                 "accuracy_vs_ops_total.png", "per_class_best.png"):
+    for name in (
+        "learning_curves.png",
+        "accuracy_vs_params.png",
+        "accuracy_vs_train_time_s.png",
+        "accuracy_vs_ops_total.png",
+        "per_class_best.png",
+    ):
         assert (tmp_path / "figures" / name).read_bytes()[:4] == b"\x89PNG"
     report = run("report", str(sweep), "--out", str(tmp_path / "report" / "report.md"))
     assert report.returncode == 0, report.stderr
@@ -100,8 +121,7 @@ def test_cli_table_plot_report(sweep, tmp_path):
     assert (tmp_path / "report" / "figures" / "best_learning_curve.png").is_file()
     missing = run("table", str(tmp_path / "nothing"))
     assert missing.returncode == 2 and "no run under" in missing.stderr
-    only_flip = run("table", str(sweep), "--query", "augmentation == 'flip'", "--by", "augmentation",
-                    "--format", "csv")
+    only_flip = run("table", str(sweep), "--query", "augmentation == 'flip'", "--by", "augmentation", "--format", "csv")
     assert list(pd.read_csv(io.StringIO(only_flip.stdout))["augmentation"]) == ["flip"]
 
 
@@ -111,8 +131,11 @@ def test_importing_the_analysis_does_not_import_torch():
 
 
 def test_joined_with_an_optuna_study(tmp_path, app_env, data_archive):
-    done = cifar_sweep(*search(tmp_path, data_archive, "trainer.epochs=1", "budget.max_params=30000",
-                               "hydra.sweeper.n_trials=2"), env=app_env, cwd=tmp_path)
+    done = cifar_sweep(
+        *search(tmp_path, data_archive, "trainer.epochs=1", "budget.max_params=30000", "hydra.sweeper.n_trials=2"),
+        env=app_env,
+        cwd=tmp_path,
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     frame = ma.load([tmp_path / "sweep"], storage=f"sqlite:///{tmp_path / 'study.db'}", study="demo")
     ran = frame[frame["run_dir"].notna()]

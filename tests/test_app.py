@@ -14,10 +14,27 @@ import pytest
 from . import synthetic
 from .helpers import cifar_sweep
 
-FAST = ["data.train_size=150", "data.val_size=50", "trainer.epochs=2", "data.batch_size=10",
-        "optimizer.lr=0.01", "trainer.progress_interval_s=0"]
-RESULT_FIELDS = {"status", "params", "test_accuracy", "best_test_accuracy", "per_class_accuracy", "epochs",
-                 "train_time_s", "total_time_s", "history", "choices", "overrides"}
+FAST = [
+    "data.train_size=150",
+    "data.val_size=50",
+    "trainer.epochs=2",
+    "data.batch_size=10",
+    "optimizer.lr=0.01",
+    "trainer.progress_interval_s=0",
+]
+RESULT_FIELDS = {
+    "status",
+    "params",
+    "test_accuracy",
+    "best_test_accuracy",
+    "per_class_accuracy",
+    "epochs",
+    "train_time_s",
+    "total_time_s",
+    "history",
+    "choices",
+    "overrides",
+}
 HISTORY_FIELDS = {"epoch", "test_accuracy", "train_loss", "lr", "epoch_time_s"}
 
 
@@ -51,8 +68,7 @@ def test_single_run_writes_a_complete_record(tmp_path, app_env, data_archive):
     assert (run_dir / "accuracy.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert (run_dir / ".hydra" / "config.yaml").is_file() and (run_dir / "cifar_sweep.log").is_file()
     # What the network costs: per image, per pass, and the layer table beside the record.
-    assert result["ops_per_image"] == {"adds": 651_720, "muls": 651_720, "max": 11_236, "other": 0,
-                                       "total": 1_314_676}
+    assert result["ops_per_image"] == {"adds": 651_720, "muls": 651_720, "max": 11_236, "other": 0, "total": 1_314_676}
     train_ops = result["train_ops_per_image"]["total"]
     assert 2 * 1_314_676 < train_ops < 4 * 1_314_676 and result["uncounted_ops"] == []
     last = history[-1]
@@ -81,8 +97,17 @@ def test_same_seed_same_accuracies(tmp_path, run_app, data_archive):
 
 def test_multirun_gives_one_directory_per_combination(tmp_path, app_env, data_archive):
     sweep_dir = tmp_path / "sweep"
-    done = cifar_sweep("-m", f"data.root={data_archive}", *FAST, "trainer.epochs=1", "model.c1=4,8",
-                       "data.batch_size=10,25", f"hydra.sweep.dir={sweep_dir}", env=app_env, cwd=tmp_path)
+    done = cifar_sweep(
+        "-m",
+        f"data.root={data_archive}",
+        *FAST,
+        "trainer.epochs=1",
+        "model.c1=4,8",
+        "data.batch_size=10,25",
+        f"hydra.sweep.dir={sweep_dir}",
+        env=app_env,
+        cwd=tmp_path,
+    )
     assert done.returncode == 0, done.stderr
     results = [json.loads(p.read_text()) for p in sorted(sweep_dir.glob("*/result.json"))]
     assert len(results) == 4
@@ -90,8 +115,10 @@ def test_multirun_gives_one_directory_per_combination(tmp_path, app_env, data_ar
     assert combos == {(4, 10), (4, 25), (8, 10), (8, 25)}
     assert sorted(r["job_num"] for r in results) == [0, 1, 2, 3]
     assert all(r["status"] == "completed" for r in results)
-    assert {r["params"] for r in results} == {3 * 25 * 4 + 4 + 4 * 25 * 16 + 16 + 400 * 120 + 120 + 120 * 84 + 84 + 850,
-                                              62_006 - 6 * 76 - 6 * 25 * 16 + 8 * 76 + 8 * 25 * 16}
+    assert {r["params"] for r in results} == {
+        3 * 25 * 4 + 4 + 4 * 25 * 16 + 16 + 400 * 120 + 120 + 120 * 84 + 84 + 850,
+        62_006 - 6 * 76 - 6 * 25 * 16 + 8 * 76 + 8 * 25 * 16,
+    }
     assert (sweep_dir / "multirun.yaml").is_file()
 
 
@@ -124,8 +151,13 @@ def test_data_root_defaults_to_the_environment(tmp_path, app_env):
 
 def test_missing_data_is_one_line_and_a_failed_record(tmp_path, app_env):
     run_dir = tmp_path / "run"
-    done = cifar_sweep(f"data.root={tmp_path / 'nowhere'}", "data.download=false", f"hydra.run.dir={run_dir}",
-                       env=app_env, cwd=tmp_path)
+    done = cifar_sweep(
+        f"data.root={tmp_path / 'nowhere'}",
+        "data.download=false",
+        f"hydra.run.dir={run_dir}",
+        env=app_env,
+        cwd=tmp_path,
+    )
     assert done.returncode != 0
     error_lines = [line for line in done.stderr.splitlines() if line.strip()]
     assert error_lines[-1].startswith("cifar-sweep: error: no CIFAR-10 at")
@@ -134,18 +166,27 @@ def test_missing_data_is_one_line_and_a_failed_record(tmp_path, app_env):
     assert result["status"] == "failed" and "no CIFAR-10" in result["error"]
 
 
-@pytest.mark.parametrize("override, expected", [
-    ("model.c1=0", "model.c1=0 must be a whole number > 0"),
-    ("objective=val_accuracy", "needs a validation split"),
-    ("objective=speed", "objective=speed is unknown"),
-    ("data.batch_size=0", "data.batch_size=0 must be"),
-    ("trainer.tta=mirror", "trainer.tta=mirror (Invalid value 'mirror', expected one of [none, flip, flip_shift])"),
-    ("trainer.eval_every=0", "trainer.eval_every=0 must be a whole number >= 1"),
-    ("trainer.ema_decay=1.5", "trainer.ema_decay=1.5 must be a number in (0, 1)"),
-])
+@pytest.mark.parametrize(
+    "override, expected",
+    [
+        ("model.c1=0", "model.c1=0 must be a whole number > 0"),
+        ("objective=val_accuracy", "needs a validation split"),
+        ("objective=speed", "objective=speed is unknown"),
+        ("data.batch_size=0", "data.batch_size=0 must be"),
+        ("trainer.tta=mirror", "trainer.tta=mirror (Invalid value 'mirror', expected one of [none, flip, flip_shift])"),
+        ("trainer.eval_every=0", "trainer.eval_every=0 must be a whole number >= 1"),
+        ("trainer.ema_decay=1.5", "trainer.ema_decay=1.5 must be a number in (0, 1)"),
+    ],
+)
 def test_bad_values_are_one_line(tmp_path, app_env, data_archive, override, expected):
-    done = cifar_sweep(f"data.root={data_archive}", "trainer.epochs=1", override,
-                       f"hydra.run.dir={tmp_path / 'run'}", env=app_env, cwd=tmp_path)
+    done = cifar_sweep(
+        f"data.root={data_archive}",
+        "trainer.epochs=1",
+        override,
+        f"hydra.run.dir={tmp_path / 'run'}",
+        env=app_env,
+        cwd=tmp_path,
+    )
     assert done.returncode != 0
     assert expected in done.stderr and "Traceback" not in done.stderr
 
@@ -153,8 +194,15 @@ def test_bad_values_are_one_line(tmp_path, app_env, data_archive, override, expe
 def test_compiled_model_trains_and_records_it(tmp_path, run_app, data_archive):
     """runtime.compile=true goes through torch.compile (slow to start on a CPU, hence one short run)."""
     run_dir = tmp_path / "run"
-    run_app(f"data.root={data_archive}", "data.train_size=100", "data.test_size=20", "trainer.epochs=1",
-            "runtime.compile=true", "trainer.progress_interval_s=0", f"hydra.run.dir={run_dir}")
+    run_app(
+        f"data.root={data_archive}",
+        "data.train_size=100",
+        "data.test_size=20",
+        "trainer.epochs=1",
+        "runtime.compile=true",
+        "trainer.progress_interval_s=0",
+        f"hydra.run.dir={run_dir}",
+    )
     result = json.loads((run_dir / "result.json").read_text())
     assert result["status"] == "completed" and result["speed"]["compile"] is True
     assert result["speed"]["channels_last"] is True and result["params"] == 62_006

@@ -39,7 +39,7 @@ def test_crop_is_a_padded_window_of_each_image():
     offsets = set()
     for o, p in zip(out, padded):
         # The per-image reference: the one window of the padded image that equals the output.
-        matches = [(dy, dx) for dy in range(9) for dx in range(9) if torch.equal(p[:, dy:dy + 32, dx:dx + 32], o)]
+        matches = [(dy, dx) for dy in range(9) for dx in range(9) if torch.equal(p[:, dy : dy + 32, dx : dx + 32], o)]
         assert matches, "the crop is not a 32x32 window of the zero-padded image"
         offsets.add(matches[0])
     assert len(offsets) > 40  # offsets are spread over the 81 possible

@@ -11,8 +11,15 @@ from .helpers import cifar_sweep, search, study_in
 
 def test_a_diverging_run_ends_as_diverged_with_its_history(tmp_path, run_app, data_archive):
     run_dir = tmp_path / "run"
-    value = run_app(f"data.root={data_archive}", "data.train_size=60", "data.test_size=20", "trainer.epochs=5",
-                    "optimizer.lr=1e6", "trainer.progress_interval_s=0", f"hydra.run.dir={run_dir}")
+    value = run_app(
+        f"data.root={data_archive}",
+        "data.train_size=60",
+        "data.test_size=20",
+        "trainer.epochs=5",
+        "optimizer.lr=1e6",
+        "trainer.progress_interval_s=0",
+        f"hydra.run.dir={run_dir}",
+    )
     assert value is None  # nothing made up for a sweeper to learn from
     result = json.loads((run_dir / "result.json").read_text())
     assert result["status"] == "diverged" and "not finite" in result["stopped_early"]
@@ -20,10 +27,18 @@ def test_a_diverging_run_ends_as_diverged_with_its_history(tmp_path, run_app, da
 
 
 def test_a_diverging_trial_is_told_failed_never_a_made_up_accuracy(tmp_path, app_env, data_archive):
-    done = cifar_sweep(*search(tmp_path, data_archive, "trainer.epochs=3", "hydra.sweeper.n_trials=2",
-                               "hydra.sweeper.params={optimizer.lr: 'choice(1e6)'}",
-                               "hydra.sweeper.max_failure_rate=1.0"),
-                       env=app_env, cwd=tmp_path)
+    done = cifar_sweep(
+        *search(
+            tmp_path,
+            data_archive,
+            "trainer.epochs=3",
+            "hydra.sweeper.n_trials=2",
+            "hydra.sweeper.params={optimizer.lr: 'choice(1e6)'}",
+            "hydra.sweeper.max_failure_rate=1.0",
+        ),
+        env=app_env,
+        cwd=tmp_path,
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     trials = study_in(tmp_path).get_trials()
     launched = [t for t in trials if t.user_attrs.get("launched")]
@@ -40,10 +55,16 @@ def test_an_unwritable_output_directory_is_one_line(tmp_path, app_env):
 
 
 def test_an_unreachable_storage_says_so(tmp_path, app_env, data_archive):
-    done = cifar_sweep(*search(tmp_path, data_archive, "trainer.epochs=1"),
-                       "hydra.sweeper.storage='postgresql+psycopg2://nobody@127.0.0.1:1/optuna'",
-                       env=app_env, cwd=tmp_path)
+    done = cifar_sweep(
+        *search(tmp_path, data_archive, "trainer.epochs=1"),
+        "hydra.sweeper.storage='postgresql+psycopg2://nobody@127.0.0.1:1/optuna'",
+        env=app_env,
+        cwd=tmp_path,
+    )
     assert done.returncode == 1
-    assert "cifar-sweep: error: cannot open the study demo in postgresql+psycopg2://nobody@127.0.0.1:1/optuna" \
-        in done.stderr and "Traceback" not in done.stderr
+    assert (
+        "cifar-sweep: error: cannot open the study demo in postgresql+psycopg2://nobody@127.0.0.1:1/optuna"
+        in done.stderr
+        and "Traceback" not in done.stderr
+    )
     assert not (tmp_path / "sweep").exists() or not list((tmp_path / "sweep").glob("*/result.json"))

@@ -62,8 +62,15 @@ def test_every_augmentation_option():
 
 
 def test_parameter_counts_of_presets_by_hand():
-    tutorial_3x3 = (3 * 9 * 6 + 6) + (6 * 9 * 6 + 6) + (6 * 9 * 16 + 16) + (16 * 9 * 16 + 16) \
-        + (400 * 120 + 120) + (120 * 84 + 84) + (84 * 10 + 10)
+    tutorial_3x3 = (
+        (3 * 9 * 6 + 6)
+        + (6 * 9 * 6 + 6)
+        + (6 * 9 * 16 + 16)
+        + (16 * 9 * 16 + 16)
+        + (400 * 120 + 120)
+        + (120 * 84 + 84)
+        + (84 * 10 + 10)
+    )
     assert count_config_params(composed("model=tutorial_3x3").model) == tutorial_3x3 == 62_832
     assert count_config_params(composed("model=tutorial_wide").model) == tutorial_params_by_hand(16, 32, 192, 96)
     assert count_config_params(composed("model=resnet").model) == resnet_params_by_hand((16, 32, 60), (3, 3, 3))
@@ -82,14 +89,17 @@ def test_depth_and_width_are_overrides():
     assert five(torch.zeros(1, 3, 32, 32)).shape == three(torch.zeros(1, 3, 32, 32)).shape
 
 
-@pytest.mark.parametrize("overrides, key", [
-    (["model=convnet", "model.widths=[32,0]"], "model.widths"),
-    (["model=convnet", "model.block=dense"], "model.block=dense is unknown"),
-    (["model=convnet", "model.widths=[8,8,8,8,8,8,8]"], "below 1x1"),
-    (["model=tutorial_3x3", "model.convs_per_block=9"], "below 1x1"),
-    (["model=convnet", "model.dropout=1.5"], "model.dropout"),
-    (["model=convnet", "model.blocks=[1,2]", "model.widths=[8,8,8]"], "model.blocks has 2 entries"),
-])
+@pytest.mark.parametrize(
+    "overrides, key",
+    [
+        (["model=convnet", "model.widths=[32,0]"], "model.widths"),
+        (["model=convnet", "model.block=dense"], "model.block=dense is unknown"),
+        (["model=convnet", "model.widths=[8,8,8,8,8,8,8]"], "below 1x1"),
+        (["model=tutorial_3x3", "model.convs_per_block=9"], "below 1x1"),
+        (["model=convnet", "model.dropout=1.5"], "model.dropout"),
+        (["model=convnet", "model.blocks=[1,2]", "model.widths=[8,8,8]"], "model.blocks has 2 entries"),
+    ],
+)
 def test_impossible_architectures_name_the_key(overrides, key):
     with pytest.raises(Exception) as caught:
         instantiate(composed(*overrides).model)
@@ -100,30 +110,53 @@ def test_impossible_architectures_name_the_key(overrides, key):
 
 
 def test_over_budget_run_stops_at_once_and_says_how_to_lift_it(tmp_path, app_env, run_app, data_archive):
-    done = cifar_sweep(f"data.root={tmp_path / 'absent'}", "model=resnet", "model.widths=[16,32,64]",
-                       f"hydra.run.dir={tmp_path / 'run'}", env=app_env, cwd=tmp_path)
+    done = cifar_sweep(
+        f"data.root={tmp_path / 'absent'}",
+        "model=resnet",
+        "model.widths=[16,32,64]",
+        f"hydra.run.dir={tmp_path / 'run'}",
+        env=app_env,
+        cwd=tmp_path,
+    )
     assert done.returncode == 1
-    assert done.stderr.strip() == ("cifar-sweep: error: the model has 272,474 parameters, over "
-                                   "budget.max_params=250,000: choose smaller widths or depth, or lift the limit "
-                                   "with budget.max_params=null")  # checked before the (absent) data is read
+    assert done.stderr.strip() == (
+        "cifar-sweep: error: the model has 272,474 parameters, over "
+        "budget.max_params=250,000: choose smaller widths or depth, or lift the limit "
+        "with budget.max_params=null"
+    )  # checked before the (absent) data is read
     result = json.loads((tmp_path / "run" / "result.json").read_text())
     assert result["status"] == "failed" and result["params"] == 272_474
-    run_app(f"data.root={data_archive}", "model=resnet", "model.widths=[16,32,64]", "budget.max_params=null",
-            "trainer.epochs=0", f"hydra.run.dir={tmp_path / 'lifted'}")  # lifted: it runs
+    run_app(
+        f"data.root={data_archive}",
+        "model=resnet",
+        "model.widths=[16,32,64]",
+        "budget.max_params=null",
+        "trainer.epochs=0",
+        f"hydra.run.dir={tmp_path / 'lifted'}",
+    )  # lifted: it runs
 
 
-@pytest.mark.parametrize("overrides, expected", [
-    (["model=nope"], "Could not find 'model/nope' Available options in 'model': convnet"),
-    (["model.c1=wide"], "model.c1=wide (Value 'wide' of type 'str' could not be converted to Integer)"),
-    (["model.nonsense=3"], "Could not override 'model.nonsense'"),
-    (["-m", "model=tutorial,nope"], "Could not find 'model/nope'"),  # every value of a sweep is checked
-    (["trainer.epochs=[1"], "no viable alternative at input '[1'"),
-    (["optimizer.lr=-1"], "optimizer: Invalid learning rate: -1: check the optimizer.* values"),
-])
+@pytest.mark.parametrize(
+    "overrides, expected",
+    [
+        (["model=nope"], "Could not find 'model/nope' Available options in 'model': convnet"),
+        (["model.c1=wide"], "model.c1=wide (Value 'wide' of type 'str' could not be converted to Integer)"),
+        (["model.nonsense=3"], "Could not override 'model.nonsense'"),
+        (["-m", "model=tutorial,nope"], "Could not find 'model/nope'"),  # every value of a sweep is checked
+        (["trainer.epochs=[1"], "no viable alternative at input '[1'"),
+        (["optimizer.lr=-1"], "optimizer: Invalid learning rate: -1: check the optimizer.* values"),
+    ],
+)
 def test_unknown_options_and_wrong_types_are_one_line(tmp_path, app_env, data_archive, overrides, expected):
-    done = cifar_sweep(*overrides, f"data.root={data_archive}", "trainer.epochs=1",
-                       f"hydra.run.dir={tmp_path / 'run'}", f"hydra.sweep.dir={tmp_path / 'sweep'}",
-                       env=app_env, cwd=tmp_path)
+    done = cifar_sweep(
+        *overrides,
+        f"data.root={data_archive}",
+        "trainer.epochs=1",
+        f"hydra.run.dir={tmp_path / 'run'}",
+        f"hydra.sweep.dir={tmp_path / 'sweep'}",
+        env=app_env,
+        cwd=tmp_path,
+    )
     lines = [line for line in done.stderr.splitlines() if line.strip()]
     assert done.returncode != 0 and len(lines) == 1, done.stderr
     assert lines[0].startswith("cifar-sweep: error: ") and expected in lines[0]
@@ -131,10 +164,22 @@ def test_unknown_options_and_wrong_types_are_one_line(tmp_path, app_env, data_ar
 
 def test_multirun_across_groups(tmp_path, app_env, data_archive):
     sweep = tmp_path / "sweep"
-    done = cifar_sweep("-m", f"data.root={data_archive}", "data.train_size=60", "data.test_size=20",
-                       "trainer.epochs=1", "trainer.progress_interval_s=0", "model=tutorial,tutorial_3x3",
-                       "activation=relu,gelu", "optimizer=sgd,adam", "loss=cross_entropy",
-                       "augmentation=flip_crop", f"hydra.sweep.dir={sweep}", env=app_env, cwd=tmp_path)
+    done = cifar_sweep(
+        "-m",
+        f"data.root={data_archive}",
+        "data.train_size=60",
+        "data.test_size=20",
+        "trainer.epochs=1",
+        "trainer.progress_interval_s=0",
+        "model=tutorial,tutorial_3x3",
+        "activation=relu,gelu",
+        "optimizer=sgd,adam",
+        "loss=cross_entropy",
+        "augmentation=flip_crop",
+        f"hydra.sweep.dir={sweep}",
+        env=app_env,
+        cwd=tmp_path,
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     results = [json.loads(p.read_text()) for p in sweep.glob("*/result.json")]
     assert len(results) == 8 and all(r["status"] == "completed" for r in results)
@@ -188,9 +233,18 @@ def test_the_final_objective_recipes_fit_the_budget_and_the_hour(recipe):
 
 def test_an_experiment_runs_as_a_multirun(tmp_path, app_env, data_archive):
     sweep = tmp_path / "sweep"
-    done = cifar_sweep("-m", "experiment=depth_5x5_vs_3x3", f"data.root={data_archive}", "data.train_size=60",
-                       "data.test_size=20", "trainer.epochs=1", "trainer.progress_interval_s=0",
-                       f"hydra.sweep.dir={sweep}", env=app_env, cwd=tmp_path)
+    done = cifar_sweep(
+        "-m",
+        "experiment=depth_5x5_vs_3x3",
+        f"data.root={data_archive}",
+        "data.train_size=60",
+        "data.test_size=20",
+        "trainer.epochs=1",
+        "trainer.progress_interval_s=0",
+        f"hydra.sweep.dir={sweep}",
+        env=app_env,
+        cwd=tmp_path,
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     results = [json.loads(p.read_text()) for p in sweep.glob("*/result.json")]
     assert sorted(r["choices"]["model"] for r in results) == ["tutorial", "tutorial_3x3"]
@@ -199,13 +253,26 @@ def test_an_experiment_runs_as_a_multirun(tmp_path, app_env, data_archive):
 
 def test_time_budget_is_recorded_and_bad_durations_are_rejected(tmp_path, app_env, run_app, data_archive):
     run_dir = tmp_path / "run"
-    run_app(f"data.root={data_archive}", "data.train_size=60", "data.test_size=20", "trainer.time_budget=2h",
-            "schedule=plateaus", "trainer.progress_interval_s=0", "trainer.max_epochs=3", f"hydra.run.dir={run_dir}")
+    run_app(
+        f"data.root={data_archive}",
+        "data.train_size=60",
+        "data.test_size=20",
+        "trainer.time_budget=2h",
+        "schedule=plateaus",
+        "trainer.progress_interval_s=0",
+        "trainer.max_epochs=3",
+        f"hydra.run.dir={run_dir}",
+    )
     result = json.loads((run_dir / "result.json").read_text())
     assert result["time_budget_s"] == 7200.0
     assert result["epochs"] == result["epochs_planned"] == 3  # thousands fit in 2 h; max_epochs caps them
-    bad = cifar_sweep(f"data.root={data_archive}", "trainer.time_budget=soon", f"hydra.run.dir={tmp_path / 'bad'}",
-                      env=app_env, cwd=tmp_path)
+    bad = cifar_sweep(
+        f"data.root={data_archive}",
+        "trainer.time_budget=soon",
+        f"hydra.run.dir={tmp_path / 'bad'}",
+        env=app_env,
+        cwd=tmp_path,
+    )
     assert bad.returncode == 1 and "trainer.time_budget=soon is not a duration" in bad.stderr
 
 

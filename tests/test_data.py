@@ -20,8 +20,10 @@ def assert_same_as(data, dataset, exact=True):
     assert torch.equal(torch.bincount(data.train.labels), torch.bincount(train_labels))
     if exact:
         # Image-folder order is class, then file name; compare as multisets per class via sorting.
-        for ours, theirs, ours_labels, theirs_labels in ((data.train.images, train_images, data.train.labels, train_labels),
-                                                        (data.test.images, test_images, data.test.labels, test_labels)):
+        for ours, theirs, ours_labels, theirs_labels in (
+            (data.train.images, train_images, data.train.labels, train_labels),
+            (data.test.images, test_images, data.test.labels, test_labels),
+        ):
             for cls in range(10):
                 a = ours[ours_labels == cls].reshape(-1, 3072)
                 b = theirs[theirs_labels == cls].reshape(-1, 3072)
@@ -134,18 +136,22 @@ def test_splits_are_seeded_disjoint_and_sized(png_tree, cache_dir):
     assert load_cifar10(png_tree, cache_dir=cache_dir).val is None
 
 
-@pytest.mark.parametrize("kwargs, expected", [
-    ({"val_size": 150, "train_size": 100}, "ask for more than"),
-    ({"val_size": 200}, "ask for more than"),
-    ({"train_size": -1}, "data.train_size=-1"),
-    ({"test_size": 51}, "data.test_size=51"),
-])
+@pytest.mark.parametrize(
+    "kwargs, expected",
+    [
+        ({"val_size": 150, "train_size": 100}, "ask for more than"),
+        ({"val_size": 200}, "ask for more than"),
+        ({"train_size": -1}, "data.train_size=-1"),
+        ({"test_size": 51}, "data.test_size=51"),
+    ],
+)
 def test_impossible_splits(png_tree, cache_dir, kwargs, expected):
     with pytest.raises(DataError, match=expected):
         load_cifar10(png_tree, cache_dir=cache_dir, **kwargs)
 
 
 # ---------------------------------------------------------------- bad data: one clear line each
+
 
 def one_line_error(call) -> str:
     with pytest.raises(DataError) as caught:
@@ -238,7 +244,8 @@ def test_corrupt_python_batch(tmp_path, dataset, cache_dir):
     root = synthetic.write_python_batches(tmp_path / "cifar-10-batches-py", *dataset)
     (root / "test_batch").write_bytes(b"\x80\x04garbage")
     assert "test_batch is not a readable CIFAR-10 batch" in one_line_error(
-        lambda: load_cifar10(root, cache_dir=cache_dir))
+        lambda: load_cifar10(root, cache_dir=cache_dir)
+    )
 
 
 def test_file_that_is_not_an_archive(tmp_path, cache_dir):

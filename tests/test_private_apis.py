@@ -18,8 +18,10 @@ from cifar_sweep import private_apis
 from cifar_sweep.private_apis import PRIVATE_APIS
 
 # Heartbeats are experimental, and meant for Study.optimize: these tests use them as the sweeper does.
-pytestmark = [pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning"),
-              pytest.mark.filterwarnings("ignore:Heartbeat of storage is supposed to be used with Study.optimize")]
+pytestmark = [
+    pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning"),
+    pytest.mark.filterwarnings("ignore:Heartbeat of storage is supposed to be used with Study.optimize"),
+]
 
 
 @pytest.mark.parametrize("api", PRIVATE_APIS, ids=[api.name for api in PRIVATE_APIS])
@@ -32,35 +34,49 @@ def test_each_private_api_is_still_where_the_adapter_expects_it(api):
 
 
 def test_a_moved_api_is_reported_by_name():
-    moved = private_apis.PrivateApi("optuna.storages._gone.BaseHeartbeat",
-                                    lambda: private_apis.resolve("optuna.storages._gone.BaseHeartbeat"))
+    moved = private_apis.PrivateApi(
+        "optuna.storages._gone.BaseHeartbeat", lambda: private_apis.resolve("optuna.storages._gone.BaseHeartbeat")
+    )
     with pytest.raises(AttributeError):
         moved.still_fits()
-    assert moved.failure() == ("optuna.storages._gone.BaseHeartbeat moved or changed: "
-                               "update cifar_sweep/private_apis.py")
+    assert moved.failure() == (
+        "optuna.storages._gone.BaseHeartbeat moved or changed: update cifar_sweep/private_apis.py"
+    )
 
 
 def test_importing_the_adapter_imports_no_library():
-    code = ("import sys, cifar_sweep.private_apis; "
-            "print(sorted(m for m in ('torch', 'optuna', 'hydra') if m in sys.modules))")
+    code = (
+        "import sys, cifar_sweep.private_apis; "
+        "print(sorted(m for m in ('torch', 'optuna', 'hydra') if m in sys.modules))"
+    )
     loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert loaded.stdout.strip() == "[]"
 
 
 REPO = Path(__file__).resolve().parents[1]
 # An import from a library's private module, or the private attributes of Optuna's studies and trials.
-PRIVATE_USE = re.compile(r"^\s*(?:from|import)\s+((?:hydra|optuna|torch)(?:\.\w+)*\._\w+(?:\.\w+)*)"
-                         r"|(?<!self)\.(_storage|_study_id|_trial_id)\b", re.MULTILINE)
+PRIVATE_USE = re.compile(
+    r"^\s*(?:from|import)\s+((?:hydra|optuna|torch)(?:\.\w+)*\._\w+(?:\.\w+)*)"
+    r"|(?<!self)\.(_storage|_study_id|_trial_id)\b",
+    re.MULTILINE,
+)
 # Private modules still imported elsewhere until their owners switch to the adapter's function (then delete).
 NOT_YET_SWITCHED: dict[str, str] = {}  # private module -> where it is still imported directly, while it is moved
 
 
 def test_no_other_module_touches_a_private_api():
-    sources = [path for folder in ("cifar_sweep", "hydra_plugins", "multirun_analysis")
-               for path in (REPO / folder).rglob("*.py") if path.name != "private_apis.py"]
-    uses = {f"{path.relative_to(REPO)}: {''.join(match.groups(''))}"
-            for path in sources for match in PRIVATE_USE.finditer(path.read_text())
-            if match.group(1) not in NOT_YET_SWITCHED}
+    sources = [
+        path
+        for folder in ("cifar_sweep", "hydra_plugins", "multirun_analysis")
+        for path in (REPO / folder).rglob("*.py")
+        if path.name != "private_apis.py"
+    ]
+    uses = {
+        f"{path.relative_to(REPO)}: {''.join(match.groups(''))}"
+        for path in sources
+        for match in PRIVATE_USE.finditer(path.read_text())
+        if match.group(1) not in NOT_YET_SWITCHED
+    }
     assert not uses, f"private APIs used outside cifar_sweep/private_apis.py (wrap them there): {sorted(uses)}"
 
 
@@ -72,8 +88,11 @@ def test_hydra_args_parser_reads_overrides_and_flags():
 
 def sqlite_study(folder, heartbeat_interval_s: int | None = None) -> optuna.Study:
     folder.mkdir(parents=True, exist_ok=True)
-    storage = optuna.storages.RDBStorage(f"sqlite:///{folder / 'study.db'}", heartbeat_interval=heartbeat_interval_s,
-                                         grace_period=None if heartbeat_interval_s is None else 1)
+    storage = optuna.storages.RDBStorage(
+        f"sqlite:///{folder / 'study.db'}",
+        heartbeat_interval=heartbeat_interval_s,
+        grace_period=None if heartbeat_interval_s is None else 1,
+    )
     return optuna.create_study(study_name="private", storage=storage, load_if_exists=True)
 
 

@@ -15,8 +15,13 @@ pytestmark = [
 
 
 def test_one_epoch_on_real_data_beats_chance_then_loads_from_cache(tmp_path, run_app):
-    common = [f"data.root={SHARED_PNG}", "data.train_size=20000", "data.test_size=2000", "data.batch_size=4",
-              "trainer.progress_interval_s=0"]
+    common = [
+        f"data.root={SHARED_PNG}",
+        "data.train_size=20000",
+        "data.test_size=2000",
+        "data.batch_size=4",
+        "trainer.progress_interval_s=0",
+    ]
     run_app(*common, "trainer.epochs=1", f"hydra.run.dir={tmp_path / 'first'}")
     result = json.loads((tmp_path / "first" / "result.json").read_text())
     assert result["data"]["form"] == "image folder (png)" and result["data"]["test_size"] == 2000

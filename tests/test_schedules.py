@@ -9,13 +9,13 @@ import pytest
 import torch
 from torch import nn
 
-from cifar_sweep.errors import ConfigError
-from cifar_sweep.models import TutorialNet
-from cifar_sweep.schedules import Constant, Cosine, OneCycle, Plan, Plateaus, Step
 from cifar_sweep import pieces
 from cifar_sweep.config import TrainerConfig
 from cifar_sweep.data import Split
+from cifar_sweep.errors import ConfigError
+from cifar_sweep.models import TutorialNet
 from cifar_sweep.pieces import epochs_that_fit, loss_has_plateaued, planned_epochs
+from cifar_sweep.schedules import Constant, Cosine, OneCycle, Plan, Plateaus, Step
 from cifar_sweep.train import Normalize, Task, fit
 
 from . import synthetic
@@ -41,7 +41,8 @@ def test_the_course_plateaus_over_half_a_quarter_and_a_quarter_of_the_epochs():
 
 def test_step_cosine_onecycle_and_warmup():
     assert lrs_by_epoch(Step(every=0.25, gamma=0.5), epochs=8) == pytest.approx(
-        [0.05, 0.05, 0.025, 0.025, 0.0125, 0.0125, 0.00625, 0.00625])
+        [0.05, 0.05, 0.025, 0.025, 0.0125, 0.0125, 0.00625, 0.00625]
+    )
     cosine = lrs_by_epoch(Cosine(), epochs=4)
     assert cosine[0] == pytest.approx(0.05) and cosine[2] == pytest.approx(0.025)
     assert all(a > b for a, b in zip(cosine, cosine[1:]))
@@ -95,9 +96,16 @@ def run(trainer: TrainerConfig, schedule=None, lr=0.01, checkpoints=None, timing
     torch.manual_seed(0)
     train, test = synthetic.make_dataset(train_per_class=20, test_per_class=5)
     model = TutorialNet()
-    task = Task(model, torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9), nn.CrossEntropyLoss(),
-                train=Split(*train), test=Split(*test), normalize=Normalize([0.5] * 3, [0.5] * 3, torch.device("cpu")),
-                batch_size=50, schedule=schedule)
+    task = Task(
+        model,
+        torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9),
+        nn.CrossEntropyLoss(),
+        train=Split(*train),
+        test=Split(*test),
+        normalize=Normalize([0.5] * 3, [0.5] * 3, torch.device("cpu")),
+        batch_size=50,
+        schedule=schedule,
+    )
     chosen = pieces.from_config(trainer)
     clock = FakeClock()
     if timing is not None:

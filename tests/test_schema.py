@@ -14,10 +14,12 @@ load = importlib.import_module("multirun_analysis.load")
 
 
 def test_the_analysis_imports_no_torch():
-    code = ("import sys\n"
-            "import multirun_analysis.load, multirun_analysis.tables, multirun_analysis.report, multirun_analysis.cli\n"
-            "heavy = sorted(name for name in sys.modules if name == 'torch' or name.startswith('torch.'))\n"
-            "assert not heavy, heavy[:5]\n")
+    code = (
+        "import sys\n"
+        "import multirun_analysis.load, multirun_analysis.tables, multirun_analysis.report, multirun_analysis.cli\n"
+        "heavy = sorted(name for name in sys.modules if name == 'torch' or name.startswith('torch.'))\n"
+        "assert not heavy, heavy[:5]\n"
+    )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
 

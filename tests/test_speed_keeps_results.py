@@ -9,9 +9,9 @@ from torch import nn
 from torch.utils.data import DataLoader
 from torchvision import transforms
 
-from cifar_sweep.models import TutorialNet
 from cifar_sweep.config import TrainerConfig
 from cifar_sweep.data import Split
+from cifar_sweep.models import TutorialNet
 from cifar_sweep.train import Normalize, Task, fit
 
 from . import synthetic
@@ -28,8 +28,10 @@ def course_loop(train, test):
     transform = transforms.Compose([transforms.ToTensor(), transforms.Normalize((0.5, 0.5, 0.5), (0.5, 0.5, 0.5))])
 
     def as_dataset(images, labels):
-        return [(transform(Image.fromarray(image.permute(1, 2, 0).numpy())), int(label))
-                for image, label in zip(images, labels)]
+        return [
+            (transform(Image.fromarray(image.permute(1, 2, 0).numpy())), int(label))
+            for image, label in zip(images, labels)
+        ]
 
     trainset, testset = as_dataset(*train), as_dataset(*test)
     order_generator = torch.Generator().manual_seed(SEED)
@@ -57,9 +59,16 @@ def test_fast_loop_matches_the_course_loop():
 
     torch.manual_seed(SEED)
     model = TutorialNet()
-    task = Task(model, torch.optim.SGD(model.parameters(), lr=LR, momentum=0.9), nn.CrossEntropyLoss(),
-                train=Split(*train), test=Split(*test), normalize=Normalize([0.5] * 3, [0.5] * 3, torch.device("cpu")),
-                batch_size=BATCH, test_batch_size=400)
+    task = Task(
+        model,
+        torch.optim.SGD(model.parameters(), lr=LR, momentum=0.9),
+        nn.CrossEntropyLoss(),
+        train=Split(*train),
+        test=Split(*test),
+        normalize=Normalize([0.5] * 3, [0.5] * 3, torch.device("cpu")),
+        batch_size=BATCH,
+        test_batch_size=400,
+    )
     result = fit(task, TrainerConfig(epochs=EPOCHS, seed=SEED, progress_interval_s=0))
     assert [entry.test_accuracy for entry in result.history[1:]] == expected
     assert 0.1 < expected[-1] < 1.0  # it learned something, and the comparison is not trivially saturated
@@ -75,9 +84,18 @@ def test_channels_last_changes_only_float_rounding():
         torch.manual_seed(SEED)
         model = TutorialNet().to(memory_format=torch.channels_last if channels_last else torch.contiguous_format)
         normalize = Normalize([0.5] * 3, [0.5] * 3, torch.device("cpu"), channels_last=channels_last)
-        fit(Task(model, torch.optim.SGD(model.parameters(), lr=LR, momentum=0.9), nn.CrossEntropyLoss(),
-                 train=Split(*train), test=Split(*test), normalize=normalize, batch_size=BATCH),
-            TrainerConfig(epochs=1, seed=SEED, progress_interval_s=0))
+        fit(
+            Task(
+                model,
+                torch.optim.SGD(model.parameters(), lr=LR, momentum=0.9),
+                nn.CrossEntropyLoss(),
+                train=Split(*train),
+                test=Split(*test),
+                normalize=normalize,
+                batch_size=BATCH,
+            ),
+            TrainerConfig(epochs=1, seed=SEED, progress_interval_s=0),
+        )
         models.append(model)
     assert models[1].conv1.weight.is_contiguous(memory_format=torch.channels_last)
     for plain, fast in zip(*(m.parameters() for m in models)):

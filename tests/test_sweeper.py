@@ -52,10 +52,22 @@ def test_over_budget_trials_are_never_launched_and_a_rerun_continues(tmp_path, a
 
 def test_a_sweep_killed_mid_trial_is_resumed_and_the_trial_retried(tmp_path, app_env, data_archive):
     script = str(Path(sys.executable).parent / "cifar-sweep")
-    slow = search(tmp_path, data_archive, "trainer.epochs=100000", "hydra.sweeper.n_trials=2",
-                  "hydra.sweeper.heartbeat_interval_s=1", "hydra.sweeper.grace_period_s=2")
-    sweep = subprocess.Popen([script, *slow], env=app_env, cwd=tmp_path, stdout=subprocess.DEVNULL,
-                             stderr=subprocess.DEVNULL, start_new_session=True)
+    slow = search(
+        tmp_path,
+        data_archive,
+        "trainer.epochs=100000",
+        "hydra.sweeper.n_trials=2",
+        "hydra.sweeper.heartbeat_interval_s=1",
+        "hydra.sweeper.grace_period_s=2",
+    )
+    sweep = subprocess.Popen(
+        [script, *slow],
+        env=app_env,
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     deadline = time.time() + 120
     while time.time() < deadline:
         started = [p for p in (tmp_path / "sweep").glob("*/result.json") if json.loads(p.read_text()).get("history")]
@@ -70,9 +82,18 @@ def test_a_sweep_killed_mid_trial_is_resumed_and_the_trial_retried(tmp_path, app
     assert len(killed) == 1
     time.sleep(3)  # past the grace period: the killed trial's heartbeat has stopped
 
-    resumed = cifar_sweep(*search(tmp_path, data_archive, "trainer.epochs=1", "hydra.sweeper.n_trials=2",
-                                  "hydra.sweeper.heartbeat_interval_s=1", "hydra.sweeper.grace_period_s=2"),
-                          env=app_env, cwd=tmp_path)
+    resumed = cifar_sweep(
+        *search(
+            tmp_path,
+            data_archive,
+            "trainer.epochs=1",
+            "hydra.sweeper.n_trials=2",
+            "hydra.sweeper.heartbeat_interval_s=1",
+            "hydra.sweeper.grace_period_s=2",
+        ),
+        env=app_env,
+        cwd=tmp_path,
+    )
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     trials = study_in(tmp_path).get_trials()
     states = {t.number: t.state for t in trials}
@@ -89,9 +110,16 @@ def test_a_sweep_killed_mid_trial_is_resumed_and_the_trial_retried(tmp_path, app
 def test_pruning_stops_unpromising_trials(tmp_path, app_env, data_archive):
     # Every trial after the first two is compared with them after each epoch; the learning rates span
     # 0.003 to 0.1, so some trials fall behind and the median pruner stops them.
-    args = search(tmp_path, data_archive, "trainer.epochs=4", "hydra.sweeper.n_trials=8",
-                  "hydra/sweeper/pruner=median", "hydra.sweeper.pruner.n_startup_trials=2",
-                  "hydra.sweeper.pruner.n_warmup_steps=0", "objective=val_accuracy")
+    args = search(
+        tmp_path,
+        data_archive,
+        "trainer.epochs=4",
+        "hydra.sweeper.n_trials=8",
+        "hydra/sweeper/pruner=median",
+        "hydra.sweeper.pruner.n_startup_trials=2",
+        "hydra.sweeper.pruner.n_warmup_steps=0",
+        "objective=val_accuracy",
+    )
     done = cifar_sweep(*args, env=app_env, cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-3000:]
     trials = study_in(tmp_path).get_trials()
@@ -105,25 +133,39 @@ def test_pruning_stops_unpromising_trials(tmp_path, app_env, data_archive):
 
 
 def test_two_objectives_give_a_pareto_front(tmp_path, app_env, data_archive):
-    args = search(tmp_path, data_archive, "trainer.epochs=1", "hydra.sweeper.n_trials=4",
-                  "objective=[val_accuracy,params]", "hydra.sweeper.direction=[maximize,minimize]",
-                  "hydra/sweeper/sampler=nsgaii", "+hydra.sweeper.sampler.population_size=2")
+    args = search(
+        tmp_path,
+        data_archive,
+        "trainer.epochs=1",
+        "hydra.sweeper.n_trials=4",
+        "objective=[val_accuracy,params]",
+        "hydra.sweeper.direction=[maximize,minimize]",
+        "hydra/sweeper/sampler=nsgaii",
+        "+hydra.sweeper.sampler.population_size=2",
+    )
     done = cifar_sweep(*args, env=app_env, cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-3000:]
     study = study_in(tmp_path)
     front = study.best_trials
     assert front and all(len(t.values) == 2 for t in front)
     for trial in front:  # no trial of the study dominates a trial of the front
-        assert not any(o.values[0] >= trial.values[0] and o.values[1] <= trial.values[1] and o.values != trial.values
-                       for o in study.get_trials() if o.state == optuna.trial.TrialState.COMPLETE)
+        assert not any(
+            o.values[0] >= trial.values[0] and o.values[1] <= trial.values[1] and o.values != trial.values
+            for o in study.get_trials()
+            if o.state == optuna.trial.TrialState.COMPLETE
+        )
     assert "solutions:" in (tmp_path / "sweep" / "optimization_results.yaml").read_text()
 
 
 def two_workers_reach_the_total(tmp_path, app_env, args, storage, total=6):
     """Start two sweeper processes at once on one study; check the total is reached with no trial twice."""
     script = str(Path(sys.executable).parent / "cifar-sweep")
-    workers = [subprocess.Popen([script, *args], env=app_env, cwd=tmp_path, stdout=subprocess.DEVNULL,
-                                stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    workers = [
+        subprocess.Popen(
+            [script, *args], env=app_env, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+        )
+        for _ in range(2)
+    ]
     for worker in workers:
         _, stderr = worker.communicate(timeout=600)
         assert worker.returncode == 0, stderr[-3000:]
@@ -137,10 +179,17 @@ def two_workers_reach_the_total(tmp_path, app_env, args, storage, total=6):
 
 def test_two_workers_share_one_journal_file(tmp_path, app_env, data_archive):
     journal = tmp_path / "shared" / "study.journal"
-    args = [*search(tmp_path, data_archive, "trainer.epochs=1", "hydra.sweeper.n_trials=6"),
-            f"hydra.sweeper.storage=journal://{journal}"]
-    two_workers_reach_the_total(tmp_path, app_env, args, lambda: optuna.storages.JournalStorage(
-        optuna.storages.journal.JournalFileBackend(str(journal))))
+    args = [
+        *search(tmp_path, data_archive, "trainer.epochs=1", "hydra.sweeper.n_trials=6"),
+        f"hydra.sweeper.storage=journal://{journal}",
+    ]
+    two_workers_reach_the_total(
+        tmp_path,
+        app_env,
+        args,
+        lambda: optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(journal))),
+    )
+
 
 @pytest.fixture
 def postgres_url():
@@ -163,19 +212,25 @@ def postgres_url():
 
 
 def test_two_workers_share_one_postgresql_study(tmp_path, app_env, data_archive, postgres_url):
-    args = [*search(tmp_path, data_archive, "trainer.epochs=1", "hydra.sweeper.n_trials=6"),
-            f"hydra.sweeper.storage='{postgres_url}'"]  # quoted: the URL holds = and &
+    args = [
+        *search(tmp_path, data_archive, "trainer.epochs=1", "hydra.sweeper.n_trials=6"),
+        f"hydra.sweeper.storage='{postgres_url}'",
+    ]  # quoted: the URL holds = and &
     two_workers_reach_the_total(tmp_path, app_env, args, postgres_url)
 
 
 def test_custom_search_space_adds_conditional_parameters(tmp_path, app_env, data_archive):
-    args = search(tmp_path, data_archive, "trainer.epochs=1", "hydra.sweeper.n_trials=4",
-                  "hydra.sweeper.params={model.widths: 'choice([8,16],[8,16,16])'}",
-                  "hydra.sweeper.custom_search_space=tests.helpers.conditional_space")
+    args = search(
+        tmp_path,
+        data_archive,
+        "trainer.epochs=1",
+        "hydra.sweeper.n_trials=4",
+        "hydra.sweeper.params={model.widths: 'choice([8,16],[8,16,16])'}",
+        "hydra.sweeper.custom_search_space=tests.helpers.conditional_space",
+    )
     done = cifar_sweep(*args, env=app_env, cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-3000:]
-    trials = [t for t in study_in(tmp_path).get_trials()
-              if t.state == optuna.trial.TrialState.COMPLETE]
+    trials = [t for t in study_in(tmp_path).get_trials() if t.state == optuna.trial.TrialState.COMPLETE]
     assert len(trials) == 4
     for trial in trials:
         three_stages = trial.params["model.widths"] == "[8, 16, 16]"
@@ -187,9 +242,18 @@ def test_custom_search_space_adds_conditional_parameters(tmp_path, app_env, data
 
 def test_the_grid_sampler_tries_every_combination_once(tmp_path, app_env, data_archive):
     # the selection search behind experiment=best_250k_cpu, on a few images and one epoch per trial
-    args = ["-m", "hparams_search=select_250k_cpu", f"data.root={data_archive}", *TINY, "trainer.time_budget=null",
-            "trainer.epochs=1", "data.test_batch_size=20", f"hydra.sweep.dir={tmp_path / 'sweep'}",
-            f"hydra.sweeper.storage=sqlite:///{tmp_path / 'study.db'}", "hydra.sweeper.n_trials=10"]
+    args = [
+        "-m",
+        "hparams_search=select_250k_cpu",
+        f"data.root={data_archive}",
+        *TINY,
+        "trainer.time_budget=null",
+        "trainer.epochs=1",
+        "data.test_batch_size=20",
+        f"hydra.sweep.dir={tmp_path / 'sweep'}",
+        f"hydra.sweeper.storage=sqlite:///{tmp_path / 'study.db'}",
+        "hydra.sweeper.n_trials=10",
+    ]
     done = cifar_sweep(*args, "hydra.sweeper.n_jobs=3", env=app_env, cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-3000:]
     assert "6 combinations, so n_trials=10 becomes 6" in done.stdout + done.stderr

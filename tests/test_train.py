@@ -6,11 +6,11 @@ import pytest
 import torch
 from torch import nn
 
-from cifar_sweep.models import TutorialNet
 from cifar_sweep import pieces
 from cifar_sweep.config import TrainerConfig
 from cifar_sweep.console import format_per_class
 from cifar_sweep.data import Split
+from cifar_sweep.models import TutorialNet
 from cifar_sweep.train import Normalize, Task, evaluate, fit
 
 from . import synthetic
@@ -35,7 +35,8 @@ def test_normalize_matches_the_formula():
     images = torch.randint(0, 256, (4, 3, 32, 32), dtype=torch.uint8)
     normalize = Normalize([0.5, 0.4, 0.3], [0.5, 0.25, 0.2], torch.device("cpu"))
     expected = (images.float() / 255 - torch.tensor([0.5, 0.4, 0.3]).view(1, 3, 1, 1)) / torch.tensor(
-        [0.5, 0.25, 0.2]).view(1, 3, 1, 1)
+        [0.5, 0.25, 0.2]
+    ).view(1, 3, 1, 1)
     torch.testing.assert_close(normalize(images), expected)
 
 
@@ -76,13 +77,20 @@ def run_fit(seed, epochs=2, batch_size=16, drop_last=False, **trainer):
     (train_x, train_y), (test_x, test_y) = synthetic.make_dataset(train_per_class=30, test_per_class=10)
     model = TutorialNet()
     seen_epochs = []
-    task = Task(model, torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9), nn.CrossEntropyLoss(),
-                train=Split(train_x, train_y), test=Split(test_x, test_y),
-                normalize=Normalize([0.5] * 3, [0.5] * 3, torch.device("cpu")), batch_size=batch_size,
-                test_batch_size=64)
+    task = Task(
+        model,
+        torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9),
+        nn.CrossEntropyLoss(),
+        train=Split(train_x, train_y),
+        test=Split(test_x, test_y),
+        normalize=Normalize([0.5] * 3, [0.5] * 3, torch.device("cpu")),
+        batch_size=batch_size,
+        test_batch_size=64,
+    )
     config = TrainerConfig(epochs=epochs, seed=seed, drop_last=drop_last, progress_interval_s=0, **trainer)
-    result = fit(task, config, pieces.from_config(config),
-                 on_evaluation=lambda r: seen_epochs.append(r.history[-1].epoch))
+    result = fit(
+        task, config, pieces.from_config(config), on_evaluation=lambda r: seen_epochs.append(r.history[-1].epoch)
+    )
     return result, seen_epochs
 
 
@@ -189,8 +197,14 @@ def run_with_checkpoints(checkpoints, epochs=2, **trainer):
     torch.manual_seed(0)
     (train_x, train_y), (test_x, test_y) = synthetic.make_dataset(train_per_class=5, test_per_class=2)
     model = TutorialNet()
-    task = Task(model, torch.optim.SGD(model.parameters(), lr=0.01), nn.CrossEntropyLoss(),
-                train=Split(train_x, train_y), test=Split(test_x, test_y),
-                normalize=Normalize([0.5] * 3, [0.5] * 3, torch.device("cpu")), batch_size=10)
+    task = Task(
+        model,
+        torch.optim.SGD(model.parameters(), lr=0.01),
+        nn.CrossEntropyLoss(),
+        train=Split(train_x, train_y),
+        test=Split(test_x, test_y),
+        normalize=Normalize([0.5] * 3, [0.5] * 3, torch.device("cpu")),
+        batch_size=10,
+    )
     config = TrainerConfig(epochs=epochs, progress_interval_s=0, **trainer)
     return fit(task, config, pieces.from_config(config), checkpoints=checkpoints)

@@ -17,19 +17,22 @@ from cifar_sweep.errors import ConfigError
 REPO = Path(__file__).resolve().parents[1]
 
 
-@pytest.mark.parametrize("override, words", [
-    ("trainer.epochs=abc", ["trainer.epochs=abc", "could not be converted to Integer"]),
-    ("data.batch_size=2.5", ["data.batch_size=2.5", "Integer"]),
-    ("trainer.tta=foo", ["trainer.tta=foo", "expected one of [none, flip, flip_shift]"]),
-    ("runtime.amp=maybe", ["runtime.amp=maybe", "expected one of [auto, bf16, off]"]),
-    ("runtime.compile=perhaps", ["runtime.compile=perhaps", "not a valid bool"]),
-    ("augmentation.cutout=big", ["augmentation.cutout=big", "Integer"]),
-    ("model.c1=wide", ["model.c1=wide", "Integer"]),
-    ("model=resnet", None),  # a preset of the typed convnet composes
-    ("model=convnet model.widths=[8,x]", ["model.widths", "Integer"]),
-    ("trainer.nonsense=1", ["Could not override 'trainer.nonsense'"]),
-    ("runtime.device=cpu trainer.time_budget=15m", None),
-])
+@pytest.mark.parametrize(
+    "override, words",
+    [
+        ("trainer.epochs=abc", ["trainer.epochs=abc", "could not be converted to Integer"]),
+        ("data.batch_size=2.5", ["data.batch_size=2.5", "Integer"]),
+        ("trainer.tta=foo", ["trainer.tta=foo", "expected one of [none, flip, flip_shift]"]),
+        ("runtime.amp=maybe", ["runtime.amp=maybe", "expected one of [auto, bf16, off]"]),
+        ("runtime.compile=perhaps", ["runtime.compile=perhaps", "not a valid bool"]),
+        ("augmentation.cutout=big", ["augmentation.cutout=big", "Integer"]),
+        ("model.c1=wide", ["model.c1=wide", "Integer"]),
+        ("model=resnet", None),  # a preset of the typed convnet composes
+        ("model=convnet model.widths=[8,x]", ["model.widths", "Integer"]),
+        ("trainer.nonsense=1", ["Could not override 'trainer.nonsense'"]),
+        ("runtime.device=cpu trainer.time_budget=15m", None),
+    ],
+)
 def test_composition_fails_in_one_line_naming_the_key(override, words, tmp_path):
     problem = composition_problem(override.split() + [f"hydra.run.dir={tmp_path}"])
     if words is None:
@@ -40,27 +43,39 @@ def test_composition_fails_in_one_line_naming_the_key(override, words, tmp_path)
 
 
 def test_the_command_line_says_it_in_one_line_and_exits_2(tmp_path):
-    done = subprocess.run([str(Path(sys.executable).parent / "cifar-sweep"), "trainer.epochs=abc"], cwd=tmp_path,
-                          capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [str(Path(sys.executable).parent / "cifar-sweep"), "trainer.epochs=abc"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 2 and done.stdout == ""
-    assert done.stderr.count("\n") == 1 and done.stderr.startswith("cifar-sweep: error: ") and \
-        "trainer.epochs=abc" in done.stderr
+    assert (
+        done.stderr.count("\n") == 1
+        and done.stderr.startswith("cifar-sweep: error: ")
+        and "trainer.epochs=abc" in done.stderr
+    )
 
 
 def compose(*overrides):
-    from hydra import compose as hydra_compose, initialize_config_dir
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
 
     with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3", job_name="typed"):
         return hydra_compose(config_name="config", overrides=list(overrides))
 
 
-@pytest.mark.parametrize("override, message", [
-    ("data.batch_size=0", "data.batch_size=0 must be a whole number > 0"),
-    ("trainer.epochs=-1", "trainer.epochs=-1 must be a whole number >= 0"),
-    ("trainer.eval_every=0", "trainer.eval_every=0 must be a whole number >= 1"),
-    ("trainer.ema_decay=1.5", "trainer.ema_decay=1.5 must be a number in (0, 1)"),
-    ("trainer.time_budget=soon", "trainer.time_budget=soon is not a duration"),
-])
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("data.batch_size=0", "data.batch_size=0 must be a whole number > 0"),
+        ("trainer.epochs=-1", "trainer.epochs=-1 must be a whole number >= 0"),
+        ("trainer.eval_every=0", "trainer.eval_every=0 must be a whole number >= 1"),
+        ("trainer.ema_decay=1.5", "trainer.ema_decay=1.5 must be a number in (0, 1)"),
+        ("trainer.time_budget=soon", "trainer.time_budget=soon is not a duration"),
+    ],
+)
 def test_ranges_are_checked_before_any_data(override, message):
     with pytest.raises(ConfigError) as error:
         check_before_data(compose(override))
@@ -79,6 +94,11 @@ def test_the_trainer_config_is_a_dataclass_with_enums_and_turns_pieces_on():
 
 
 def test_help_lists_the_groups_and_not_the_schemas(tmp_path):
-    done = subprocess.run([str(Path(sys.executable).parent / "cifar-sweep"), "--help"], cwd=tmp_path,
-                          capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [str(Path(sys.executable).parent / "cifar-sweep"), "--help"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 0 and "runtime: default" in done.stdout and "schema" not in done.stdout

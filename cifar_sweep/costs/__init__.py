@@ -31,5 +31,17 @@ from .counter import CostReport, OpCounter, Row
 from .layer_table import describe, fn_label, format_table, shapes_label, table_rows, weights_label
 from .training import training_ops_per_image
 
-__all__ = ["KINDS", "CostReport", "OpCount", "OpCounter", "Row", "describe", "fn_label", "format_table",
-           "shapes_label", "table_rows", "training_ops_per_image", "weights_label"]
+__all__ = [
+    "KINDS",
+    "CostReport",
+    "OpCount",
+    "OpCounter",
+    "Row",
+    "describe",
+    "fn_label",
+    "format_table",
+    "shapes_label",
+    "table_rows",
+    "training_ops_per_image",
+    "weights_label",
+]

@@ -6,7 +6,8 @@ feeds, and a gradient that sums n terms costs n-1 additions.
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from .count import OpCount, numel, per_element
 
@@ -63,7 +64,7 @@ RULES: dict[str, Callable[[tuple, Any], OpCount]] = {
     "_native_batch_norm_legit_backward": _batch_norm,
     "_log_softmax_backward_data": _log_softmax,
     "_softmax_backward_data": _softmax,
-    "threshold_backward": _elementwise(max=1),            # relu: keep g where x > 0
+    "threshold_backward": _elementwise(max=1),  # relu: keep g where x > 0
     "max_pool2d_with_indices_backward": lambda args, out: OpCount(adds=args[0].numel()),  # scatter-add g
     "avg_pool2d_backward": _avg_pool,
     "_adaptive_avg_pool2d_backward": _avg_pool,

@@ -19,10 +19,10 @@ class OpCount:
     def total(self) -> int:
         return self.adds + self.muls + self.max + self.other
 
-    def __add__(self, other: "OpCount") -> "OpCount":
+    def __add__(self, other: OpCount) -> OpCount:
         return OpCount(*(getattr(self, k) + getattr(other, k) for k in KINDS))
 
-    def scaled(self, factor: float) -> "OpCount":
+    def scaled(self, factor: float) -> OpCount:
         return OpCount(*(round(getattr(self, k) * factor) for k in KINDS))
 
     def as_dict(self) -> dict:

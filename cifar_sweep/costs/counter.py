@@ -7,10 +7,10 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
+from ..private_apis import torch_dispatch_mode
 from .count import OpCount, numel
 from .forward import cost
 from .hyper import hyper
-from ..private_apis import torch_dispatch_mode
 
 
 @dataclass
@@ -27,9 +27,16 @@ class Row:
     count: OpCount
 
     def as_dict(self) -> dict:
-        return {"n": self.n, "fn": self.fn, "module": self.module, "hyper": self.hyper,
-                "input_shapes": self.input_shapes, "output_shape": self.output_shape, "weights": self.weights,
-                **self.count.as_dict()}
+        return {
+            "n": self.n,
+            "fn": self.fn,
+            "module": self.module,
+            "hyper": self.hyper,
+            "input_shapes": self.input_shapes,
+            "output_shape": self.output_shape,
+            "weights": self.weights,
+            **self.count.as_dict(),
+        }
 
 
 @dataclass
@@ -70,6 +77,7 @@ class OpCounter(torch_dispatch_mode()):
     def _enter(self, label: str):
         def hook(module, inputs) -> None:
             self.module_stack.append(label)
+
         return hook
 
     def _leave(self, module, inputs, output) -> None:  # returns None: a hook's return value replaces the output
@@ -101,12 +109,19 @@ class OpCounter(torch_dispatch_mode()):
     def _row(self, name: str, args: tuple, kwargs: dict, out, tensors: list[torch.Tensor], count: OpCount) -> Row:
         out_t = out[0] if isinstance(out, (tuple, list)) else out
         return Row(
-            n=len(self.report.rows) + 1, module=self.module_stack[-1] if self.module_stack else "",
-            fn=name, hyper=hyper(name, args, kwargs),
-            input_shapes=[list(t.shape) for t in tensors
-                          if t.data_ptr() not in self.param_names and t.data_ptr() not in self.buffer_ptrs],
+            n=len(self.report.rows) + 1,
+            module=self.module_stack[-1] if self.module_stack else "",
+            fn=name,
+            hyper=hyper(name, args, kwargs),
+            input_shapes=[
+                list(t.shape)
+                for t in tensors
+                if t.data_ptr() not in self.param_names and t.data_ptr() not in self.buffer_ptrs
+            ],
             output_shape=list(out_t.shape) if isinstance(out_t, torch.Tensor) else [],
-            weights=self._weights(args), count=count)
+            weights=self._weights(args),
+            count=count,
+        )
 
     def _weights(self, args) -> list:
         """Wn: the model's parameters among the operator's arguments."""

@@ -7,7 +7,8 @@ matrix products, pooling, reductions, normalisation, softmax, losses), the backw
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import torch
 
@@ -57,10 +58,12 @@ def _adaptive_avg_pool(args, kwargs, out) -> OpCount:
 
 def _reduction(kind: str, per_reduced: int = 1) -> Rule:
     """A sum, max or min over some dimensions: one `kind` per input folded into an output."""
+
     def rule(args, kwargs, out):
         if not isinstance(args[0], torch.Tensor):
             return None  # max(a_number, ...): not a reduction
         return OpCount(**{kind: per_reduced * (args[0].numel() - out.numel())})
+
     return rule
 
 
@@ -122,9 +125,10 @@ _OWN_RULES: dict[str, Rule] = {
     **dict.fromkeys(("amax", "max", "amin", "min", "argmax", "argmin"), _reduction("max")),
     "aminmax": _reduction("max", per_reduced=2),
     # (input, weight, bias, running_mean, running_var, training, ...)
-    **dict.fromkeys(("batch_norm", "native_batch_norm", "_native_batch_norm_legit",
-                     "_native_batch_norm_legit_functional"),
-                    lambda args, kwargs, out: _batch_norm(args[0], training=bool(args[5]))),
+    **dict.fromkeys(
+        ("batch_norm", "native_batch_norm", "_native_batch_norm_legit", "_native_batch_norm_legit_functional"),
+        lambda args, kwargs, out: _batch_norm(args[0], training=bool(args[5])),
+    ),
     "_native_batch_norm_legit_no_training": lambda args, kwargs, out: _batch_norm(args[0], training=False),
     **dict.fromkeys(("_log_softmax", "log_softmax"), _log_softmax),
     **dict.fromkeys(("_softmax", "softmax"), _softmax),
@@ -135,35 +139,115 @@ _OWN_RULES: dict[str, Rule] = {
 
 # Elementwise operators: cost per output element.
 ELEMENTWISE = {
-    "relu": dict(max=1), "hardtanh": dict(max=2), "threshold": dict(max=1),
-    "leaky_relu": dict(muls=1, max=1),                     # max(x, a*x)
-    "elu": dict(adds=1, muls=1, max=1, other=1),           # x if x > 0 else a*(exp(x)-1)
-    "gelu": dict(adds=1, muls=3, other=1),                 # x * 0.5 * (1 + erf(x / sqrt 2))
-    "silu": dict(adds=1, muls=1, other=2),                 # x * 1 / (1 + exp(-x))
+    "relu": dict(max=1),
+    "hardtanh": dict(max=2),
+    "threshold": dict(max=1),
+    "leaky_relu": dict(muls=1, max=1),  # max(x, a*x)
+    "elu": dict(adds=1, muls=1, max=1, other=1),  # x if x > 0 else a*(exp(x)-1)
+    "gelu": dict(adds=1, muls=3, other=1),  # x * 0.5 * (1 + erf(x / sqrt 2))
+    "silu": dict(adds=1, muls=1, other=2),  # x * 1 / (1 + exp(-x))
     "sigmoid": dict(adds=1, other=2),
-    "tanh": dict(other=1), "exp": dict(other=1), "log": dict(other=1), "sqrt": dict(other=1),
-    "rsqrt": dict(other=1), "reciprocal": dict(other=1), "div": dict(other=1), "erf": dict(other=1),
-    "add": dict(adds=1), "sub": dict(adds=1), "rsub": dict(adds=1), "neg": dict(),
-    "mul": dict(muls=1), "square": dict(muls=1), "pow": dict(muls=1),
-    "addcmul": dict(adds=1, muls=2), "addcdiv": dict(adds=1, muls=1, other=1),
-    "lerp": dict(adds=2, muls=1), "clamp_min": dict(max=1), "clamp_max": dict(max=1), "clamp": dict(max=2),
-    "maximum": dict(max=1), "minimum": dict(max=1), "sign": dict(max=1), "abs": dict(max=1),
+    "tanh": dict(other=1),
+    "exp": dict(other=1),
+    "log": dict(other=1),
+    "sqrt": dict(other=1),
+    "rsqrt": dict(other=1),
+    "reciprocal": dict(other=1),
+    "div": dict(other=1),
+    "erf": dict(other=1),
+    "add": dict(adds=1),
+    "sub": dict(adds=1),
+    "rsub": dict(adds=1),
+    "neg": dict(),
+    "mul": dict(muls=1),
+    "square": dict(muls=1),
+    "pow": dict(muls=1),
+    "addcmul": dict(adds=1, muls=2),
+    "addcdiv": dict(adds=1, muls=1, other=1),
+    "lerp": dict(adds=2, muls=1),
+    "clamp_min": dict(max=1),
+    "clamp_max": dict(max=1),
+    "clamp": dict(max=2),
+    "maximum": dict(max=1),
+    "minimum": dict(max=1),
+    "sign": dict(max=1),
+    "abs": dict(max=1),
     # comparisons count as a max each, as ReLU's does; logical operations on their results are free
-    "eq": dict(max=1), "ne": dict(max=1), "lt": dict(max=1), "le": dict(max=1), "gt": dict(max=1),
-    "ge": dict(max=1), "bitwise_not": dict(), "logical_not": dict(), "bitwise_and": dict(),
+    "eq": dict(max=1),
+    "ne": dict(max=1),
+    "lt": dict(max=1),
+    "le": dict(max=1),
+    "gt": dict(max=1),
+    "ge": dict(max=1),
+    "bitwise_not": dict(),
+    "logical_not": dict(),
+    "bitwise_and": dict(),
     "logical_and": dict(),
     "bernoulli": dict(other=1),  # a random draw per element: dropout's mask in training
 }
 
 # Operators that move or reshape data, or allocate it: no arithmetic. (Names without the in-place `_`: set_ is "set".)
 FREE = {
-    "view", "_unsafe_view", "reshape", "flatten", "t", "transpose", "permute", "expand", "squeeze", "unsqueeze",
-    "clone", "detach", "alias", "contiguous", "_to_copy", "to", "copy", "cat", "stack", "split", "chunk",
-    "select", "slice", "index", "narrow", "unbind", "zeros", "zeros_like", "ones", "ones_like", "empty",
-    "empty_like", "new_zeros", "new_empty", "new_ones", "full", "full_like", "fill", "zero", "lift_fresh",
-    "scalar_tensor", "dropout", "feature_dropout", "alpha_dropout", "as_strided", "_reshape_alias",
-    "empty_strided", "resize", "set", "_local_scalar_dense", "item", "masked_fill", "where", "nll_loss_backward",
-    "identity", "constant_pad_nd", "arange", "scatter", "gather", "index_select",
+    "view",
+    "_unsafe_view",
+    "reshape",
+    "flatten",
+    "t",
+    "transpose",
+    "permute",
+    "expand",
+    "squeeze",
+    "unsqueeze",
+    "clone",
+    "detach",
+    "alias",
+    "contiguous",
+    "_to_copy",
+    "to",
+    "copy",
+    "cat",
+    "stack",
+    "split",
+    "chunk",
+    "select",
+    "slice",
+    "index",
+    "narrow",
+    "unbind",
+    "zeros",
+    "zeros_like",
+    "ones",
+    "ones_like",
+    "empty",
+    "empty_like",
+    "new_zeros",
+    "new_empty",
+    "new_ones",
+    "full",
+    "full_like",
+    "fill",
+    "zero",
+    "lift_fresh",
+    "scalar_tensor",
+    "dropout",
+    "feature_dropout",
+    "alpha_dropout",
+    "as_strided",
+    "_reshape_alias",
+    "empty_strided",
+    "resize",
+    "set",
+    "_local_scalar_dense",
+    "item",
+    "masked_fill",
+    "where",
+    "nll_loss_backward",
+    "identity",
+    "constant_pad_nd",
+    "arange",
+    "scatter",
+    "gather",
+    "index_select",
 }
 
 
@@ -175,7 +259,7 @@ def cost(name: str, args: tuple, kwargs: dict, out: Any) -> OpCount | None:
     if name in backward.RULES:
         return backward.RULES[name](args, out)
     if name.startswith("_foreach_"):
-        return _foreach(name[len("_foreach_"):], args, kwargs)
+        return _foreach(name[len("_foreach_") :], args, kwargs)
     if name in ELEMENTWISE:
         return _elementwise(name, args, kwargs, first_out)
     if name in FREE:

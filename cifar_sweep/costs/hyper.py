@@ -11,12 +11,19 @@ def _convolution(name: str, args: tuple) -> dict:
     # conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1); convolution has
     # (..., dilation, transposed, output_padding, groups). Trailing defaults may be left out.
     weight = args[1]
-    full = list(args) + [None, 1, 0, 1][len(args) - 2:] if len(args) < 6 else list(args)
+    full = list(args) + [None, 1, 0, 1][len(args) - 2 :] if len(args) < 6 else list(args)
     stride, padding, dilation = full[3:6]
     groups = args[8] if name == "convolution" else (args[6] if len(args) > 6 else 1)
-    return {"in_channels": weight.shape[1] * groups, "out_channels": weight.shape[0],
-            "kernel": list(weight.shape[2:]), "stride": _pair(stride), "padding": _pair(padding),
-            "dilation": _pair(dilation), "groups": groups, "bias": full[2] is not None}
+    return {
+        "in_channels": weight.shape[1] * groups,
+        "out_channels": weight.shape[0],
+        "kernel": list(weight.shape[2:]),
+        "stride": _pair(stride),
+        "padding": _pair(padding),
+        "dilation": _pair(dilation),
+        "groups": groups,
+        "bias": full[2] is not None,
+    }
 
 
 def _pool(args: tuple) -> dict:
@@ -28,14 +35,18 @@ def _pool(args: tuple) -> dict:
 
 def hyper(name: str, args: tuple, kwargs: dict) -> dict:
     """The hyper-parameters that define Fn (kernel, stride, features...); {} for an operator without any."""
+
     def optional(key: str, default):  # the second positional argument, when given
         return {key: args[1] if len(args) > 1 else default}
 
     if name in ("conv2d", "convolution"):
         return _convolution(name, args)
     if name == "linear":
-        return {"in_features": args[1].shape[1], "out_features": args[1].shape[0],
-                "bias": len(args) > 2 and args[2] is not None}
+        return {
+            "in_features": args[1].shape[1],
+            "out_features": args[1].shape[0],
+            "bias": len(args) > 2 and args[2] is not None,
+        }
     if name in ("max_pool2d", "max_pool2d_with_indices", "avg_pool2d"):
         return _pool(args)
     if name in ("adaptive_avg_pool2d", "_adaptive_avg_pool2d"):

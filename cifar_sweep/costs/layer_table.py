@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import copy
-from typing import Iterable
+from collections.abc import Iterable
 
 import torch
 from torch import nn
@@ -23,17 +23,21 @@ def describe(model: nn.Module, input_shape: Iterable[int] = (3, 32, 32)) -> Cost
 def format_table(report: CostReport, params: int) -> str:
     """The console table: one row per operator, the totals at the bottom."""
     columns = ["n", "module", "Fn", "Xn in -> out", "Wn", "adds", "muls", "max", "other", "total"]
-    rows = [[str(row.n), row.module, fn_label(row), shapes_label(row), weights_label(row)]
-            + [f"{v:,}" for v in (row.count.adds, row.count.muls, row.count.max, row.count.other, row.count.total)]
-            for row in report.rows]
+    rows = [
+        [str(row.n), row.module, fn_label(row), shapes_label(row), weights_label(row)]
+        + [f"{v:,}" for v in (row.count.adds, row.count.muls, row.count.max, row.count.other, row.count.total)]
+        for row in report.rows
+    ]
     t = report.totals
-    rows.append(["", "total", f"{params:,} parameters", "", ""]
-                + [f"{v:,}" for v in (t.adds, t.muls, t.max, t.other, t.total)])
+    rows.append(
+        ["", "total", f"{params:,} parameters", "", ""] + [f"{v:,}" for v in (t.adds, t.muls, t.max, t.other, t.total)]
+    )
     widths = [max(len(columns[i]), *(len(r[i]) for r in rows)) for i in range(len(columns))]
 
     def line(cells):
-        return "  ".join(c.rjust(w) if i in (0, 5, 6, 7, 8, 9) else c.ljust(w)
-                         for i, (c, w) in enumerate(zip(cells, widths))).rstrip()
+        return "  ".join(
+            c.rjust(w) if i in (0, 5, 6, 7, 8, 9) else c.ljust(w) for i, (c, w) in enumerate(zip(cells, widths))
+        ).rstrip()
 
     rule = "-" * len(line(columns))
     return "\n".join([line(columns), rule, *map(line, rows[:-1]), rule, line(rows[-1])])
@@ -41,11 +45,30 @@ def format_table(report: CostReport, params: int) -> str:
 
 def table_rows(report: CostReport) -> list[dict]:
     """Flat rows for CSV and Markdown: one per operator, then the totals."""
-    rows = [{"n": row.n, "module": row.module, "Fn": fn_label(row), "Xn": shapes_label(row), "Wn": weights_label(row),
-             "params": sum(w["count"] for w in row.weights), **row.count.as_dict()} for row in report.rows]
+    rows = [
+        {
+            "n": row.n,
+            "module": row.module,
+            "Fn": fn_label(row),
+            "Xn": shapes_label(row),
+            "Wn": weights_label(row),
+            "params": sum(w["count"] for w in row.weights),
+            **row.count.as_dict(),
+        }
+        for row in report.rows
+    ]
     totals = report.totals
-    rows.append({"n": "", "module": "total", "Fn": "", "Xn": "", "Wn": "",
-                 "params": sum(r["params"] for r in rows), **totals.as_dict()})
+    rows.append(
+        {
+            "n": "",
+            "module": "total",
+            "Fn": "",
+            "Xn": "",
+            "Wn": "",
+            "params": sum(r["params"] for r in rows),
+            **totals.as_dict(),
+        }
+    )
     return rows
 
 

@@ -12,8 +12,9 @@ from .count import OpCount
 from .counter import OpCounter
 
 
-def training_ops_per_image(model: nn.Module, optimizer: torch.optim.Optimizer, loss_fn: nn.Module,
-                           batch: tuple[torch.Tensor, torch.Tensor]) -> tuple[OpCount, list[str]]:
+def training_ops_per_image(
+    model: nn.Module, optimizer: torch.optim.Optimizer, loss_fn: nn.Module, batch: tuple[torch.Tensor, torch.Tensor]
+) -> tuple[OpCount, list[str]]:
     """Forward, loss, backward and optimizer step on one batch, counted, divided by the batch size;
     and the operators no rule knows.
 

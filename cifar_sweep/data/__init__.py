@@ -1,7 +1,7 @@
 """CIFAR-10 as uint8 tensors: located, decoded once, cached, and split into train / validation / test.
 
-    data = load_cifar10(root, cache_dir=..., val_size=5000)
-    data.train.images  # uint8 (N, 3, 32, 32), on the CPU; the trainer moves it to its device
+data = load_cifar10(root, cache_dir=..., val_size=5000)
+data.train.images  # uint8 (N, 3, 32, 32), on the CPU; the trainer moves it to its device
 """
 
 from __future__ import annotations
@@ -28,10 +28,10 @@ class Split:
     def __len__(self) -> int:
         return len(self.labels)
 
-    def take(self, indices: torch.Tensor) -> "Split":
+    def take(self, indices: torch.Tensor) -> Split:
         return Split(self.images[indices], self.labels[indices])
 
-    def to(self, device: torch.device) -> "Split":
+    def to(self, device: torch.device) -> Split:
         """The split on the training device: the trainer gathers its batches there."""
         return Split(self.images.to(device), self.labels.to(device))
 
@@ -48,35 +48,58 @@ class CIFAR10:
     load_time_s: float
 
     def describe(self) -> dict:
-        return {"source": self.source, "form": self.form, "from_cache": self.from_cache,
-                "load_time_s": round(self.load_time_s, 3), "train_size": len(self.train),
-                "val_size": len(self.val) if self.val is not None else 0, "test_size": len(self.test)}
+        return {
+            "source": self.source,
+            "form": self.form,
+            "from_cache": self.from_cache,
+            "load_time_s": round(self.load_time_s, 3),
+            "train_size": len(self.train),
+            "val_size": len(self.val) if self.val is not None else 0,
+            "test_size": len(self.test),
+        }
 
 
-def load_cifar10(root: str | Path, *, cache_dir: str | Path | None = None, download: bool = False,
-                 val_size: int = 0, train_size: int | None = None, test_size: int | None = None,
-                 split_seed: int = 0) -> CIFAR10:
+def load_cifar10(
+    root: str | Path,
+    *,
+    cache_dir: str | Path | None = None,
+    download: bool = False,
+    val_size: int = 0,
+    train_size: int | None = None,
+    test_size: int | None = None,
+    split_seed: int = 0,
+) -> CIFAR10:
     """Load CIFAR-10 from `root` (any supported form), using and refreshing the cache in `cache_dir`."""
     started = time.perf_counter()
     root = Path(root).expanduser()
     source = locate(root)
     if source is None:
         if not download:
-            raise DataError(f"no CIFAR-10 at {root}: expected {formats_hint()}; {HOW_TO_POINT}, "
-                            f"or allow data.download=true")
+            raise DataError(
+                f"no CIFAR-10 at {root}: expected {formats_hint()}; {HOW_TO_POINT}, or allow data.download=true"
+            )
         source = _download(root)
     decoded, from_cache = _decode_with_cache(source, Path(cache_dir).expanduser() if cache_dir else None)
     train, val, test = _split(decoded, val_size, train_size, test_size, split_seed)
-    data = CIFAR10(train, val, test, CLASSES, str(source.path), decoded.form, from_cache,
-                   time.perf_counter() - started)
-    log.info("CIFAR-10 %s from %s%s in %.2f s: %d train, %d val, %d test images", decoded.form, source.path,
-             " (cache)" if from_cache else "", data.load_time_s, len(train), len(val) if val else 0, len(test))
+    data = CIFAR10(train, val, test, CLASSES, str(source.path), decoded.form, from_cache, time.perf_counter() - started)
+    log.info(
+        "CIFAR-10 %s from %s%s in %.2f s: %d train, %d val, %d test images",
+        decoded.form,
+        source.path,
+        " (cache)" if from_cache else "",
+        data.load_time_s,
+        len(train),
+        len(val) if val else 0,
+        len(test),
+    )
     return data
 
 
 def formats_hint() -> str:
-    return ("cifar-10-batches-py/, cifar-10-python.tar.gz, train/CLASS/ and test/CLASS/ image folders, "
-            "or a .tar/.tar.gz of them")
+    return (
+        "cifar-10-batches-py/, cifar-10-python.tar.gz, train/CLASS/ and test/CLASS/ image folders, "
+        "or a .tar/.tar.gz of them"
+    )
 
 
 def _decode_with_cache(source: Source, cache_dir: Path | None) -> tuple[Decoded, bool]:
@@ -98,28 +121,35 @@ def _download(root: Path) -> Source:
     try:
         TorchvisionCIFAR10(str(root), train=True, download=True)
     except Exception as error:  # URLError, timeouts, checksum failures
-        raise DataError(f"could not download CIFAR-10 into {root} ({type(error).__name__}: {error}); "
-                        f"{HOW_TO_POINT} to a local copy, e.g. data.root=../shared/data/cifar10-png.tar.gz") from None
+        raise DataError(
+            f"could not download CIFAR-10 into {root} ({type(error).__name__}: {error}); "
+            f"{HOW_TO_POINT} to a local copy, e.g. data.root=../shared/data/cifar10-png.tar.gz"
+        ) from None
     source = locate(root)
     if source is None:
         raise DataError(f"torchvision's download left no CIFAR-10 at {root}; delete {root} and try again")
     return source
 
 
-def _split(decoded: Decoded, val_size: int, train_size: int | None, test_size: int | None,
-           seed: int) -> tuple[Split, Split | None, Split]:
+def _split(
+    decoded: Decoded, val_size: int, train_size: int | None, test_size: int | None, seed: int
+) -> tuple[Split, Split | None, Split]:
     """Seeded subsets; the on-disk order is kept inside each, so a split never depends on the cache."""
     full_train = Split(decoded.train_images, decoded.train_labels)
     test = Split(decoded.test_images, decoded.test_labels)
     n_train = len(full_train)
     for key, value in (("val_size", val_size), ("train_size", train_size), ("test_size", test_size)):
         if value is not None and (not isinstance(value, int) or value < 0):
-            raise DataError(f"data.{key}={value} is not a count: give a whole number >= 0"
-                            + (" (or null for all)" if key != "val_size" else ""))
+            raise DataError(
+                f"data.{key}={value} is not a count: give a whole number >= 0"
+                + (" (or null for all)" if key != "val_size" else "")
+            )
     wanted_train = n_train - val_size if train_size is None else train_size
     if val_size + wanted_train > n_train or wanted_train == 0:
-        raise DataError(f"data.val_size={val_size} and data.train_size={train_size} ask for more than the "
-                        f"{n_train:,} training images (or leave none to train on): lower them")
+        raise DataError(
+            f"data.val_size={val_size} and data.train_size={train_size} ask for more than the "
+            f"{n_train:,} training images (or leave none to train on): lower them"
+        )
     if test_size is not None and not 0 < test_size <= len(test):
         raise DataError(f"data.test_size={test_size} must be between 1 and the {len(test):,} test images")
     generator = torch.Generator().manual_seed(seed)
@@ -129,7 +159,7 @@ def _split(decoded: Decoded, val_size: int, train_size: int | None, test_size: i
         order = torch.randperm(n_train, generator=generator)
         if val_size:
             val = full_train.take(order[:val_size].sort().values)
-        train = full_train.take(order[val_size:val_size + wanted_train].sort().values)
+        train = full_train.take(order[val_size : val_size + wanted_train].sort().values)
     if test_size is not None and test_size < len(test):
         test_generator = torch.Generator().manual_seed(seed + 1)  # independent of the training split
         test = test.take(torch.randperm(len(test), generator=test_generator)[:test_size].sort().values)

@@ -37,18 +37,29 @@ def read(path: Path, fingerprint: str) -> Decoded | None:
     if blob.get("version") != CACHE_VERSION or blob.get("fingerprint") != fingerprint:
         log.info("cache %s no longer matches its source; rebuilding it", path)
         return None
-    return Decoded(blob["train_images"], blob["train_labels"], blob["test_images"], blob["test_labels"],
-                   form=blob["form"])
+    return Decoded(
+        blob["train_images"], blob["train_labels"], blob["test_images"], blob["test_labels"], form=blob["form"]
+    )
 
 
 def write(path: Path, fingerprint: str, decoded: Decoded) -> None:
     """Best effort: a cache that cannot be written costs time on the next load, nothing else."""
-    blob = {"version": CACHE_VERSION, "fingerprint": fingerprint, "form": decoded.form,
-            "train_images": decoded.train_images, "train_labels": decoded.train_labels,
-            "test_images": decoded.test_images, "test_labels": decoded.test_labels}
+    blob = {
+        "version": CACHE_VERSION,
+        "fingerprint": fingerprint,
+        "form": decoded.form,
+        "train_images": decoded.train_images,
+        "train_labels": decoded.train_labels,
+        "test_images": decoded.test_images,
+        "test_labels": decoded.test_labels,
+    }
     try:
         with atomic_path(path) as tmp:
             torch.save(blob, tmp)
     except OSError as error:
-        log.warning("could not write the data cache %s (%s); the next run decodes again. "
-                    "Set data.cache_dir (or CIFAR_SWEEP_CACHE) to a writable directory", path, error)
+        log.warning(
+            "could not write the data cache %s (%s); the next run decodes again. "
+            "Set data.cache_dir (or CIFAR_SWEEP_CACHE) to a writable directory",
+            path,
+            error,
+        )

@@ -67,8 +67,10 @@ def locate(root: Path) -> Source | None:
     if root.is_file():
         if is_archive(root):
             return Source("archive", root)
-        raise DataError(f"data.root={root} is a file but not a .tar/.tar.gz archive: {HOW_TO_POINT} "
-                        f"to a CIFAR-10 directory or archive")
+        raise DataError(
+            f"data.root={root} is a file but not a .tar/.tar.gz archive: {HOW_TO_POINT} "
+            f"to a CIFAR-10 directory or archive"
+        )
     if not root.is_dir():
         return None
     if (root / TRAIN_BATCHES[0]).exists() or (root / TEST_BATCH).exists():
@@ -101,17 +103,20 @@ def _image_tree_in(root: Path) -> Path | None:
             return candidate
         if has_train or has_test:
             missing = "test" if has_train else "train"
-            raise DataError(f"{candidate} has {'train' if has_train else 'test'}/ but no {missing}/: "
-                            f"an image-folder CIFAR-10 needs both train/CLASS/ and test/CLASS/; "
-                            f"re-extract the dataset or {HOW_TO_POINT}")
+            raise DataError(
+                f"{candidate} has {'train' if has_train else 'test'}/ but no {missing}/: "
+                f"an image-folder CIFAR-10 needs both train/CLASS/ and test/CLASS/; "
+                f"re-extract the dataset or {HOW_TO_POINT}"
+            )
     return None
 
 
 def decode(source: Source, progress=lambda message: None) -> Decoded:
     """Decode the whole dataset at `source` (the slow path that the cache avoids)."""
     if source.kind == "python-batches":
-        return _decode_batches({name: (source.path / name) for name in TRAIN_BATCHES + (TEST_BATCH,)},
-                               where=str(source.path))
+        return _decode_batches(
+            {name: (source.path / name) for name in TRAIN_BATCHES + (TEST_BATCH,)}, where=str(source.path)
+        )
     if source.kind == "image-folder":
         return _decode_image_files(_image_files_in_tree(source.path), where=str(source.path), progress=progress)
     return _decode_archive(source.path, progress)
@@ -119,17 +124,28 @@ def decode(source: Source, progress=lambda message: None) -> Decoded:
 
 # ---------------------------------------------------------------- canonical python batches
 
+
 def _decode_batches(files: dict[str, Path | bytes], where: str) -> Decoded:
     """`files` maps each batch name to its path (a directory) or its bytes (an archive member)."""
-    missing = [name for name in TRAIN_BATCHES + (TEST_BATCH,)
-               if name not in files or (isinstance(files[name], Path) and not files[name].is_file())]
+    missing = [
+        name
+        for name in TRAIN_BATCHES + (TEST_BATCH,)
+        if name not in files or (isinstance(files[name], Path) and not files[name].is_file())
+    ]
     if missing:
-        raise DataError(f"{where} is missing {', '.join(missing)}: the python CIFAR-10 needs "
-                        f"data_batch_1..5 and test_batch; re-download it (data.download=true) or {HOW_TO_POINT}")
+        raise DataError(
+            f"{where} is missing {', '.join(missing)}: the python CIFAR-10 needs "
+            f"data_batch_1..5 and test_batch; re-download it (data.download=true) or {HOW_TO_POINT}"
+        )
     train = [_read_batch(name, files[name], where) for name in TRAIN_BATCHES]
     test_images, test_labels = _read_batch(TEST_BATCH, files[TEST_BATCH], where)
-    return Decoded(torch.cat([x for x, _ in train]), torch.cat([y for _, y in train]),
-                   test_images, test_labels, form="python batches")
+    return Decoded(
+        torch.cat([x for x, _ in train]),
+        torch.cat([y for _, y in train]),
+        test_images,
+        test_labels,
+        form="python batches",
+    )
 
 
 def _read_batch(name: str, content: Path | bytes, where: str) -> tuple[torch.Tensor, torch.Tensor]:
@@ -140,11 +156,15 @@ def _read_batch(name: str, content: Path | bytes, where: str) -> tuple[torch.Ten
         images = torch.as_tensor(data, dtype=torch.uint8)
         labels = torch.as_tensor(labels, dtype=torch.int64)
     except Exception as error:  # pickle raises many types on a damaged file
-        raise DataError(f"{where}/{name} is not a readable CIFAR-10 batch ({type(error).__name__}: "
-                        f"{error}); re-download the dataset (data.download=true) or {HOW_TO_POINT}") from None
+        raise DataError(
+            f"{where}/{name} is not a readable CIFAR-10 batch ({type(error).__name__}: "
+            f"{error}); re-download the dataset (data.download=true) or {HOW_TO_POINT}"
+        ) from None
     if images.ndim != 2 or images.shape[1] != 3 * 32 * 32 or len(labels) != len(images):
-        raise DataError(f"{where}/{name} holds data of shape {tuple(images.shape)} with {len(labels)} labels, "
-                        f"expected (N, 3072) 32x32 RGB images and N labels; re-download the dataset")
+        raise DataError(
+            f"{where}/{name} holds data of shape {tuple(images.shape)} with {len(labels)} labels, "
+            f"expected (N, 3072) 32x32 RGB images and N labels; re-download the dataset"
+        )
     _check_labels(labels, f"{where}/{name}")
     return images.reshape(-1, *IMAGE_SHAPE), labels
 
@@ -187,12 +207,16 @@ def _decode_image_files(files: ImageFiles, where: str, progress) -> Decoded:
             try:
                 image = _decode_image(raw)
             except Exception as error:
-                raise DataError(f"{where}/{name} cannot be decoded ({type(error).__name__}): the file is "
-                                f"corrupt; re-extract the dataset or {HOW_TO_POINT}") from None
+                raise DataError(
+                    f"{where}/{name} cannot be decoded ({type(error).__name__}): the file is "
+                    f"corrupt; re-extract the dataset or {HOW_TO_POINT}"
+                ) from None
             if tuple(image.shape) != IMAGE_SHAPE:
                 height, width = image.shape[-2:]
-                raise DataError(f"{where}/{name} is {width}x{height}, expected a 32x32 RGB CIFAR-10 image: "
-                                f"the tree is not CIFAR-10 or was resized; {HOW_TO_POINT}")
+                raise DataError(
+                    f"{where}/{name} is {width}x{height}, expected a 32x32 RGB CIFAR-10 image: "
+                    f"the tree is not CIFAR-10 or was resized; {HOW_TO_POINT}"
+                )
             images[i] = image
             labels[i] = CLASSES.index(key[1])
             if (i + 1) % 10000 == 0:
@@ -213,12 +237,16 @@ def _check_class_folders(files: ImageFiles, where: str) -> None:
         present = {cls for s, cls, _ in files if s == split}
         unknown = sorted(present - set(CLASSES))
         if unknown:
-            raise DataError(f"{where}/{split}/ has folder(s) {', '.join(unknown)} that are not CIFAR-10 classes: "
-                            f"expected exactly {', '.join(CLASSES)}; {HOW_TO_POINT}")
+            raise DataError(
+                f"{where}/{split}/ has folder(s) {', '.join(unknown)} that are not CIFAR-10 classes: "
+                f"expected exactly {', '.join(CLASSES)}; {HOW_TO_POINT}"
+            )
         missing = [cls for cls in CLASSES if cls not in present]
         if missing:
-            raise DataError(f"{where}/{split}/ is missing class folder(s) {', '.join(missing)} (or they hold no "
-                            f".png/.jpg images): expected {split}/CLASS/ for all 10 classes; re-extract the dataset")
+            raise DataError(
+                f"{where}/{split}/ is missing class folder(s) {', '.join(missing)} (or they hold no "
+                f".png/.jpg images): expected {split}/CLASS/ for all 10 classes; re-extract the dataset"
+            )
 
 
 # ---------------------------------------------------------------- archives
@@ -242,14 +270,17 @@ def _decode_archive(path: Path, progress) -> Decoded:
                 elif match := _IMAGE_MEMBER.search(member.name):
                     images[match.groups()] = archive.extractfile(member).read()
     except (tarfile.TarError, EOFError, zlib.error, OSError) as error:
-        raise DataError(f"archive {path} is truncated or corrupt ({type(error).__name__}: {error}); "
-                        f"copy or download it again") from None
+        raise DataError(
+            f"archive {path} is truncated or corrupt ({type(error).__name__}: {error}); copy or download it again"
+        ) from None
     if batches:
         return _decode_batches(batches, where=f"{path}:{BATCH_DIR}")
     if images:
         return _decode_image_files(images, where=str(path), progress=progress)
-    raise DataError(f"archive {path} holds neither {BATCH_DIR}/ nor train/CLASS/*.png|jpg and test/CLASS/: "
-                    f"not CIFAR-10; {HOW_TO_POINT}")
+    raise DataError(
+        f"archive {path} holds neither {BATCH_DIR}/ nor train/CLASS/*.png|jpg and test/CLASS/: "
+        f"not CIFAR-10; {HOW_TO_POINT}"
+    )
 
 
 def fingerprint(source: Source) -> str:

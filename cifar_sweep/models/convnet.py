@@ -15,7 +15,7 @@ then dropout (`dropout`, when > 0).
 
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 from torch import nn
@@ -29,11 +29,19 @@ HEADS = ("gap", "flatten")
 Activation = Callable[[], nn.Module]
 
 
-def conv_unit(in_channels: int, out_channels: int, kernel: int, stride: int, padding: int, batch_norm: bool,
-              activation: Activation | None) -> nn.Sequential:
+def conv_unit(
+    in_channels: int,
+    out_channels: int,
+    kernel: int,
+    stride: int,
+    padding: int,
+    batch_norm: bool,
+    activation: Activation | None,
+) -> nn.Sequential:
     """conv -> [batch norm] -> [activation]; the conv has a bias only when no batch norm follows it."""
-    layers: list[nn.Module] = [nn.Conv2d(in_channels, out_channels, kernel, stride=stride, padding=padding,
-                                         bias=not batch_norm)]
+    layers: list[nn.Module] = [
+        nn.Conv2d(in_channels, out_channels, kernel, stride=stride, padding=padding, bias=not batch_norm)
+    ]
     if batch_norm:
         layers.append(nn.BatchNorm2d(out_channels))
     if activation is not None:
@@ -44,8 +52,10 @@ def conv_unit(in_channels: int, out_channels: int, kernel: int, stride: int, pad
 class ResidualBlock(nn.Module):
     def __init__(self, in_channels: int, out_channels: int, stride: int, batch_norm: bool, activation: Activation):
         super().__init__()
-        self.body = nn.Sequential(conv_unit(in_channels, out_channels, 3, stride, 1, batch_norm, activation),
-                                  conv_unit(out_channels, out_channels, 3, 1, 1, batch_norm, None))
+        self.body = nn.Sequential(
+            conv_unit(in_channels, out_channels, 3, stride, 1, batch_norm, activation),
+            conv_unit(out_channels, out_channels, 3, 1, 1, batch_norm, None),
+        )
         self.shortcut: nn.Module = nn.Identity()
         if stride != 1 or in_channels != out_channels:
             self.shortcut = conv_unit(in_channels, out_channels, 1, stride, 0, batch_norm, None)
@@ -68,25 +78,43 @@ class InceptionBlock(nn.Module):
         def unit(cin, cout, kernel, s=1):
             return conv_unit(cin, cout, kernel, s, kernel // 2, batch_norm, activation)
 
-        self.branches = nn.ModuleList([
-            unit(in_channels, widths[0], 1, stride),
-            nn.Sequential(unit(in_channels, widths[1], 1), unit(widths[1], widths[1], 3, stride)),
-            nn.Sequential(unit(in_channels, widths[2], 1), unit(widths[2], widths[2], 3),
-                          unit(widths[2], widths[2], 3, stride)),
-            nn.Sequential(nn.MaxPool2d(3, stride=stride, padding=1), unit(in_channels, widths[3], 1)),
-        ])
+        self.branches = nn.ModuleList(
+            [
+                unit(in_channels, widths[0], 1, stride),
+                nn.Sequential(unit(in_channels, widths[1], 1), unit(widths[1], widths[1], 3, stride)),
+                nn.Sequential(
+                    unit(in_channels, widths[2], 1),
+                    unit(widths[2], widths[2], 3),
+                    unit(widths[2], widths[2], 3, stride),
+                ),
+                nn.Sequential(nn.MaxPool2d(3, stride=stride, padding=1), unit(in_channels, widths[3], 1)),
+            ]
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return torch.cat([branch(x) for branch in self.branches], dim=1)
 
 
 class ConvNet(nn.Module):
-    def __init__(self, widths: Sequence[int] = (32, 64, 128), blocks: Sequence[int] | int = 1,
-                 block: str | Sequence[str] = "conv", kernel: int = 3, padding: str = "same",
-                 convs_per_block: int = 2, batch_norm: bool = True, downsample: str | Sequence[str] = "max",
-                 dropout: float = 0.0, stem: int | None = None, head: str = "gap", fc: Sequence[int] = (),
-                 fc_dropout: float = 0.0, activation: Activation | None = None, num_classes: int = 10,
-                 input_size: int = 32):
+    def __init__(
+        self,
+        widths: Sequence[int] = (32, 64, 128),
+        blocks: Sequence[int] | int = 1,
+        block: str | Sequence[str] = "conv",
+        kernel: int = 3,
+        padding: str = "same",
+        convs_per_block: int = 2,
+        batch_norm: bool = True,
+        downsample: str | Sequence[str] = "max",
+        dropout: float = 0.0,
+        stem: int | None = None,
+        head: str = "gap",
+        fc: Sequence[int] = (),
+        fc_dropout: float = 0.0,
+        activation: Activation | None = None,
+        num_classes: int = 10,
+        input_size: int = 32,
+    ):
         super().__init__()
         activation = activation or nn.ReLU
         widths = _positive_list("widths", widths)
@@ -118,8 +146,9 @@ class ConvNet(nn.Module):
             stage: list[nn.Module] = []
             for position in range(count):
                 stride = stride_next if position == 0 else 1
-                stage.append(self._block(kind, channels, width, stride, kernel, padding, convs_per_block,
-                                         batch_norm, activation))
+                stage.append(
+                    self._block(kind, channels, width, stride, kernel, padding, convs_per_block, batch_norm, activation)
+                )
                 size = _block_output_size(size, kind, stride, kernel, padding, convs_per_block, index)
                 channels = width
             stride_next = 1
@@ -139,12 +168,15 @@ class ConvNet(nn.Module):
     @staticmethod
     def _block(kind, cin, cout, stride, kernel, padding, convs_per_block, batch_norm, activation) -> nn.Module:
         if kind == "conv":
-            return conv_unit(cin, cout, kernel, stride, kernel // 2 if padding == "same" else 0, batch_norm,
-                             activation)
+            return conv_unit(cin, cout, kernel, stride, kernel // 2 if padding == "same" else 0, batch_norm, activation)
         if kind == "stack3x3":
             pad = 1 if padding == "same" else 0
-            return nn.Sequential(*(conv_unit(cin if i == 0 else cout, cout, 3, stride if i == 0 else 1, pad,
-                                             batch_norm, activation) for i in range(convs_per_block)))
+            return nn.Sequential(
+                *(
+                    conv_unit(cin if i == 0 else cout, cout, 3, stride if i == 0 else 1, pad, batch_norm, activation)
+                    for i in range(convs_per_block)
+                )
+            )
         if kind == "residual":
             return ResidualBlock(cin, cout, stride, batch_norm, activation)
         return InceptionBlock(cin, cout, stride, batch_norm, activation)
@@ -153,8 +185,9 @@ class ConvNet(nn.Module):
         return self.head(self.features(x))
 
 
-def _classifier(head: str, features: int, fc: Sequence[int], fc_dropout: float, activation: Activation,
-                num_classes: int) -> nn.Sequential:
+def _classifier(
+    head: str, features: int, fc: Sequence[int], fc_dropout: float, activation: Activation, num_classes: int
+) -> nn.Sequential:
     """Global average pooling (or flattening), the hidden fc layers, and the last linear layer."""
     layers: list[nn.Module] = [nn.AdaptiveAvgPool2d(1) if head == "gap" else nn.Identity(), nn.Flatten()]
     for units in fc:
@@ -168,10 +201,10 @@ def _classifier(head: str, features: int, fc: Sequence[int], fc_dropout: float, 
 
 # ------------------------------------------------------------------ validation: one line naming the key
 
+
 def _positive_list(key: str, values, allow_empty: bool = False) -> list[int]:
     values = list(values) if isinstance(values, (list, tuple)) or hasattr(values, "__iter__") else [values]
-    if (not values and not allow_empty) or any(isinstance(v, bool) or not isinstance(v, int) or v <= 0
-                                               for v in values):
+    if (not values and not allow_empty) or any(isinstance(v, bool) or not isinstance(v, int) or v <= 0 for v in values):
         raise ConfigError(f"model.{key}={values} must be a list of whole numbers > 0")
     return values
 
@@ -184,8 +217,10 @@ def _per_stage(key: str, value, stages: int, single_skips_last: bool = False, de
         return values
     values = list(value)
     if len(values) != stages:
-        raise ConfigError(f"model.{key} has {len(values)} entries for {stages} stages (model.widths): "
-                          f"give one per stage, or a single value")
+        raise ConfigError(
+            f"model.{key} has {len(values)} entries for {stages} stages (model.widths): "
+            f"give one per stage, or a single value"
+        )
     return values
 
 
@@ -210,13 +245,17 @@ def _block_output_size(size: int, kind: str, stride: int, kernel: int, padding: 
     else:  # residual and inception blocks keep the size, but for their stride
         size = _conv_output_size(size, 3, stride, 1)
     if size < 1:
-        raise ConfigError(f"model: stage {stage + 1} shrinks the image below 1x1 (valid padding or too many "
-                          f"downsamplings): use model.padding=same, fewer stages or model.downsample=none")
+        raise ConfigError(
+            f"model: stage {stage + 1} shrinks the image below 1x1 (valid padding or too many "
+            f"downsamplings): use model.padding=same, fewer stages or model.downsample=none"
+        )
     return size
 
 
 def _halve(size: int, stage: int) -> int:
     if size < 2:
-        raise ConfigError(f"model: the pooling after stage {stage + 1} would shrink a {size}x{size} map below 1x1: "
-                          f"use fewer stages or model.downsample=none for the last ones")
+        raise ConfigError(
+            f"model: the pooling after stage {stage + 1} would shrink a {size}x{size} map below 1x1: "
+            f"use fewer stages or model.downsample=none for the last ones"
+        )
     return size // 2

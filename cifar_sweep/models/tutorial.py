@@ -9,7 +9,7 @@ At the tutorial's widths (6, 16, 120, 84) it has 62,006 parameters.
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 from torch import nn
@@ -18,8 +18,15 @@ from ..errors import ConfigError
 
 
 class TutorialNet(nn.Module):
-    def __init__(self, c1: int = 6, c2: int = 16, f1: int = 120, f2: int = 84, num_classes: int = 10,
-                 activation: Callable[[], nn.Module] | None = None):
+    def __init__(
+        self,
+        c1: int = 6,
+        c2: int = 16,
+        f1: int = 120,
+        f2: int = 84,
+        num_classes: int = 10,
+        activation: Callable[[], nn.Module] | None = None,
+    ):
         super().__init__()
         for name, width in (("c1", c1), ("c2", c2), ("f1", f1), ("f2", f2), ("num_classes", num_classes)):
             if width <= 0:  # the type is checked at composition (cifar_sweep.config.TutorialNetConfig)

@@ -1,6 +1,6 @@
 """The training techniques fit() can use, one piece each (see base.py for the protocol).
 
-    from_config(trainer_cfg)   the pieces a trainer config asks for, in the order fit() calls them
+from_config(trainer_cfg)   the pieces a trainer config asks for, in the order fit() calls them
 """
 
 from __future__ import annotations
@@ -12,8 +12,19 @@ from .stopping import PrunerReports, StopOnPlateau, loss_has_plateaued
 from .test_time_augmentation import FinalTestTimeAugmentation
 from .time_budget import TimeBudget, epochs_that_fit, parse_duration, planned_epochs
 
-__all__ = ["Piece", "WeightAveraging", "StopOnPlateau", "PrunerReports", "FinalTestTimeAugmentation", "TimeBudget",
-           "from_config", "loss_has_plateaued", "epochs_that_fit", "parse_duration", "planned_epochs"]
+__all__ = [
+    "Piece",
+    "WeightAveraging",
+    "StopOnPlateau",
+    "PrunerReports",
+    "FinalTestTimeAugmentation",
+    "TimeBudget",
+    "from_config",
+    "loss_has_plateaued",
+    "epochs_that_fit",
+    "parse_duration",
+    "planned_epochs",
+]
 
 
 def from_config(trainer) -> list[Piece]:

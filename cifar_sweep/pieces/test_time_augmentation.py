@@ -30,7 +30,14 @@ class FinalTestTimeAugmentation(Piece):
         result.tta = self.kind
         result.elapsed_s = loop.elapsed()
         val_text = f", validation {result.final_val.accuracy:.2%}" if result.final_val is not None else ""
-        log.info("final evaluation with test-time augmentation (%s, %d views): test accuracy %.2f%% (%.2f%% "
-                 "without)%s, %.1f s", self.kind, self.views, 100 * result.final_test.accuracy,
-                 100 * result.history[-1].test_accuracy, val_text, loop.clock() - started)
+        log.info(
+            "final evaluation with test-time augmentation (%s, %d views): test accuracy %.2f%% (%.2f%% "
+            "without)%s, %.1f s",
+            self.kind,
+            self.views,
+            100 * result.final_test.accuracy,
+            100 * result.history[-1].test_accuracy,
+            val_text,
+            loop.clock() - started,
+        )
         loop.on_evaluation(result)

@@ -37,8 +37,15 @@ def epochs_that_fit(budget_s: float, epoch_s: float, at_least: int = 1) -> int:
     return max(at_least, int(budget_s // max(epoch_s, 1e-9)))
 
 
-def planned_epochs(budget_s: float, first_epoch_s: float, first_eval_s: float, eval_every: int, elapsed_s: float,
-                   reserve_s: float, max_epochs: int | None = None) -> int:
+def planned_epochs(
+    budget_s: float,
+    first_epoch_s: float,
+    first_eval_s: float,
+    eval_every: int,
+    elapsed_s: float,
+    reserve_s: float,
+    max_epochs: int | None = None,
+) -> int:
     """After the first epoch: how many epochs the whole run can have.
 
     The pace of an epoch is its training time plus its share of the evaluations (one every `eval_every`
@@ -71,11 +78,24 @@ class TimeBudget(Piece):
         if loop.epoch != 1:
             return
         elapsed = loop.elapsed()
-        loop.plan.epochs = planned_epochs(self.budget_s, loop.last_epoch_s, self.first_eval_s, loop.eval_every,
-                                          elapsed, self.final_reserve_s(), self.max_epochs)
-        log.info("time budget %.0f s: the first epoch took %.1f s (%.1f s of it training), an evaluation %.1f s, "
-                 "so %d epochs fit; the schedule is scaled to them", self.budget_s, elapsed, loop.last_epoch_s,
-                 self.first_eval_s, loop.plan.epochs)
+        loop.plan.epochs = planned_epochs(
+            self.budget_s,
+            loop.last_epoch_s,
+            self.first_eval_s,
+            loop.eval_every,
+            elapsed,
+            self.final_reserve_s(),
+            self.max_epochs,
+        )
+        log.info(
+            "time budget %.0f s: the first epoch took %.1f s (%.1f s of it training), an evaluation %.1f s, "
+            "so %d epochs fit; the schedule is scaled to them",
+            self.budget_s,
+            elapsed,
+            loop.last_epoch_s,
+            self.first_eval_s,
+            loop.plan.epochs,
+        )
 
     def after_epoch(self, loop) -> None:
         if loop.epoch == 1:
@@ -105,8 +125,13 @@ class TimeBudget(Piece):
             new_plan = wanted - 1
         else:
             return more
-        log.info("time budget: at %.1f s per epoch since the first, %d epochs fit rather than %d; the schedule is "
-                 "rescaled to them", pace, new_plan, plan.epochs)
+        log.info(
+            "time budget: at %.1f s per epoch since the first, %d epochs fit rather than %d; the schedule is "
+            "rescaled to them",
+            pace,
+            new_plan,
+            plan.epochs,
+        )
         plan.epochs = new_plan
         return more
 

@@ -2,7 +2,6 @@
 # No "from __future__ import annotations" here: Hydra imports plugin modules in a way that leaves
 # dataclasses unable to resolve string annotations.
 
-
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -55,11 +54,13 @@ class CifarOptunaSweeperConf:
     grace_period_s: int = 90
 
 
-ConfigStore.instance().store(group="hydra/sweeper", name="cifar_optuna", node=CifarOptunaSweeperConf,
-                             provider="cifar_sweep")
+ConfigStore.instance().store(
+    group="hydra/sweeper", name="cifar_optuna", node=CifarOptunaSweeperConf, provider="cifar_sweep"
+)
 for name, target in SAMPLERS.items():
-    ConfigStore.instance().store(group="hydra/sweeper/sampler", name=name, node=SamplerConf(_target_=target),
-                                 provider="cifar_sweep")
+    ConfigStore.instance().store(
+        group="hydra/sweeper/sampler", name=name, node=SamplerConf(_target_=target), provider="cifar_sweep"
+    )
 
 PRUNERS = {
     "median": {"_target_": "optuna.pruners.MedianPruner", "n_startup_trials": 3, "n_warmup_steps": 1},

@@ -24,8 +24,9 @@ import random
 import threading
 import time
 import warnings
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable, List, NamedTuple
+from typing import Any, NamedTuple
 
 import optuna
 from hydra.core.override_parser.overrides_parser import OverridesParser
@@ -58,16 +59,20 @@ def distribution_of(override: Override) -> BaseDistribution | None:
     log_scale = "log" in getattr(value, "tags", set())
     if override.is_range_sweep():
         if all(isinstance(v, int) for v in (value.start, value.stop, value.step)):
-            return IntDistribution(value.start, value.stop - value.step, step=1 if log_scale else value.step,
-                                   log=log_scale)
-        return FloatDistribution(value.start, value.stop - value.step, step=None if log_scale else value.step,
-                                 log=log_scale)
+            return IntDistribution(
+                value.start, value.stop - value.step, step=1 if log_scale else value.step, log=log_scale
+            )
+        return FloatDistribution(
+            value.start, value.stop - value.step, step=None if log_scale else value.step, log=log_scale
+        )
     if override.is_interval_sweep():
         if isinstance(value.start, int) and isinstance(value.end, int):
             return IntDistribution(value.start, value.end, log=log_scale)
         return FloatDistribution(float(value.start), float(value.end), log=log_scale)
-    raise ValueError(f"{override.input_line}: this sweep cannot be an Optuna distribution; use choice(), "
-                     f"range(), interval() or tag(log, interval())")
+    raise ValueError(
+        f"{override.input_line}: this sweep cannot be an Optuna distribution; use choice(), "
+        f"range(), interval() or tag(log, interval())"
+    )
 
 
 class SearchSpace(NamedTuple):
@@ -96,7 +101,8 @@ def grid_of(distributions: dict[str, BaseDistribution]) -> dict[str, list]:
     if not_choices:
         raise CompactHydraException(
             f"cifar-sweep: error: the grid sampler needs choice() for every param, but {', '.join(not_choices)} "
-            f"is a range or interval: write it as choice(...) or use another sampler")
+            f"is a range or interval: write it as choice(...) or use another sampler"
+        )
     return {key: list(d.choices) for key, d in distributions.items()}
 
 
@@ -140,12 +146,27 @@ class Launch(NamedTuple):
 
 
 class CifarOptunaSweeper(Sweeper):
-    def __init__(self, sampler: Any, direction: Any, storage: Any, study_name: str, n_trials: int, n_jobs: int,
-                 max_failure_rate: float, params: Any, custom_search_space: Any, max_params: Any,
-                 max_consecutive_rejections: int, heartbeat_interval_s: int, grace_period_s: int, pruner: Any = None):
+    def __init__(
+        self,
+        sampler: Any,
+        direction: Any,
+        storage: Any,
+        study_name: str,
+        n_trials: int,
+        n_jobs: int,
+        max_failure_rate: float,
+        params: Any,
+        custom_search_space: Any,
+        max_params: Any,
+        max_consecutive_rejections: int,
+        heartbeat_interval_s: int,
+        grace_period_s: int,
+        pruner: Any = None,
+    ):
         self.sampler_conf, self.pruner_conf = sampler, pruner
-        self.directions = list(direction) if isinstance(direction, (list, tuple)) or OmegaConf.is_list(direction) \
-            else [direction]
+        self.directions = (
+            list(direction) if isinstance(direction, (list, tuple)) or OmegaConf.is_list(direction) else [direction]
+        )
         self.storage_url = storage
         self.study_name = study_name
         self.n_trials, self.n_jobs = n_trials, max(1, n_jobs)
@@ -159,8 +180,9 @@ class CifarOptunaSweeper(Sweeper):
     def setup(self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig) -> None:
         self.hydra_context = hydra_context
         self.config = config
-        self.launcher = Plugins.instance().instantiate_launcher(hydra_context=hydra_context,
-                                                                task_function=task_function, config=config)
+        self.launcher = Plugins.instance().instantiate_launcher(
+            hydra_context=hydra_context, task_function=task_function, config=config
+        )
         self.sweep_dir = Path(config.hydra.sweep.dir)
 
     # ------------------------------------------------------------------ the study
@@ -170,8 +192,7 @@ class CifarOptunaSweeper(Sweeper):
 
         return open_storage(str(self.storage_url), self.heartbeat_interval_s, self.grace_period_s)
 
-    def _sampler(self, distributions: dict[str, BaseDistribution],
-                 seed_offset: int = 0) -> optuna.samplers.BaseSampler:
+    def _sampler(self, distributions: dict[str, BaseDistribution], seed_offset: int = 0) -> optuna.samplers.BaseSampler:
         conf = OmegaConf.to_container(self.sampler_conf, resolve=True) if self.sampler_conf is not None else {}
         module, _, name = conf.pop("_target_", "optuna.samplers.TPESampler").rpartition(".")
         if conf.get("seed") is not None:
@@ -197,9 +218,14 @@ class CifarOptunaSweeper(Sweeper):
         directions = [str(d) for d in self.directions]
         for attempt in itertools.count(1):
             try:
-                return optuna.create_study(study_name=self.study_name, storage=self._storage(), sampler=sampler,
-                                           pruner=make_pruner(self.pruner_conf), directions=directions,
-                                           load_if_exists=True)
+                return optuna.create_study(
+                    study_name=self.study_name,
+                    storage=self._storage(),
+                    sampler=sampler,
+                    pruner=make_pruner(self.pruner_conf),
+                    directions=directions,
+                    load_if_exists=True,
+                )
             except Exception as error:  # workers started together race to create the tables and the study
                 if attempt < 10 and any(word in type(error).__name__ + repr(error) for word in CREATION_RACES):
                     time.sleep(0.2 + random.random())
@@ -207,7 +233,8 @@ class CifarOptunaSweeper(Sweeper):
                 reason = str(error).splitlines()[0] if str(error) else type(error).__name__
                 raise CompactHydraException(
                     f"cifar-sweep: error: cannot open the study {self.study_name} in {self.storage_url} ({reason}): "
-                    f"check hydra.sweeper.storage, that the server is up and the credentials") from None
+                    f"check hydra.sweeper.storage, that the server is up and the credentials"
+                ) from None
 
     def _open_study(self, distributions: dict[str, BaseDistribution]) -> optuna.Study:
         """The study to continue, its trials left running by a killed sweep failed (and so retried)."""
@@ -234,8 +261,10 @@ class CifarOptunaSweeper(Sweeper):
             optuna.storages.fail_stale_trials(study)
         stale = running - _running_numbers(study)
         if stale:
-            log.info("trial(s) %s, left running by a killed sweep, failed; their parameters are tried again",
-                     ", ".join(map(str, sorted(stale))))
+            log.info(
+                "trial(s) %s, left running by a killed sweep, failed; their parameters are tried again",
+                ", ".join(map(str, sorted(stale))),
+            )
 
     def _grid_exhausted(self, study: optuna.Study) -> bool:
         if isinstance(study.sampler, optuna.samplers.GridSampler) and study.sampler.is_exhausted(study):
@@ -245,13 +274,18 @@ class CifarOptunaSweeper(Sweeper):
 
     # ------------------------------------------------------------------ the sweep
 
-    def sweep(self, arguments: List[str]) -> Any:
+    def sweep(self, arguments: list[str]) -> Any:
         """Launch batches of trials until the study holds n_trials launched ones (or the grid is exhausted)."""
         space = search_space(list(arguments) + [f"{k}={v}" for k, v in self.params.items()])
         study = self._open_study(space.distributions)
         self.sweep_dir.mkdir(parents=True, exist_ok=True)
-        log.info("study %s in %s: %d of %d trials launched so far", self.study_name, self.storage_url,
-                 self._launched(study), self.n_trials)
+        log.info(
+            "study %s in %s: %d of %d trials launched so far",
+            self.study_name,
+            self.storage_url,
+            self._launched(study),
+            self.n_trials,
+        )
         self._rejected_in_a_row, failures, returns = 0, 0, []
         while self._launched(study) < self.n_trials and not self._grid_exhausted(study):
             batch = self._next_batch(study, space)
@@ -292,9 +326,11 @@ class CifarOptunaSweeper(Sweeper):
         study.tell(trial, state=TrialState.PRUNED if verdict is Status.OVER_BUDGET else TrialState.FAIL)
         self._rejected_in_a_row += 1
         if self._rejected_in_a_row >= self.max_consecutive_rejections:
-            raise RuntimeError(f"{self._rejected_in_a_row} trials in a row were over budget or invalid: the "
-                               f"search space hardly meets budget.max_params={self.max_params}; "
-                               f"narrow hydra.sweeper.params")
+            raise RuntimeError(
+                f"{self._rejected_in_a_row} trials in a row were over budget or invalid: the "
+                f"search space hardly meets budget.max_params={self.max_params}; "
+                f"narrow hydra.sweeper.params"
+            )
         return True
 
     def _claim(self, study: optuna.Study, trial: optuna.Trial) -> bool:
@@ -311,8 +347,11 @@ class CifarOptunaSweeper(Sweeper):
     def _launch_of(self, trial: optuna.Trial, overrides: list[str]) -> Launch:
         trial.set_user_attr("overrides", overrides)
         # The run directory is named by the trial number, unique across workers and resumes.
-        return Launch(trial, overrides + [f"trial.study={self.study_name}", f"trial.number={trial.number}",
-                                          f"hydra.sweep.subdir={trial.number}"])
+        return Launch(
+            trial,
+            overrides
+            + [f"trial.study={self.study_name}", f"trial.number={trial.number}", f"hydra.sweep.subdir={trial.number}"],
+        )
 
     def _launch(self, study: optuna.Study, batch: list[Launch]) -> Any:
         """Train the batch's trials (in parallel with a parallel launcher), their heartbeats recorded meanwhile."""
@@ -326,21 +365,28 @@ class CifarOptunaSweeper(Sweeper):
 
     def _stop_if_too_many_failed(self, failures: int) -> None:
         if failures > self.max_failure_rate * self.n_trials:
-            raise RuntimeError(f"{failures} trials failed, more than max_failure_rate={self.max_failure_rate} "
-                               f"of n_trials={self.n_trials}: see their run directories")
+            raise RuntimeError(
+                f"{failures} trials failed, more than max_failure_rate={self.max_failure_rate} "
+                f"of n_trials={self.n_trials}: see their run directories"
+            )
 
     def _launched(self, study: optuna.Study) -> int:
         """Trials trained (or being trained) toward n_trials. A trial failed because its sweep was killed
         does not count: Optuna's RetryFailedTrialCallback has queued its parameters again."""
-        return sum(1 for t in study.get_trials(deepcopy=False) if t.user_attrs.get(LAUNCHED)
-                   and (t.state != TrialState.FAIL or t.user_attrs.get("status") == Status.FAILED))
+        return sum(
+            1
+            for t in study.get_trials(deepcopy=False)
+            if t.user_attrs.get(LAUNCHED)
+            and (t.state != TrialState.FAIL or t.user_attrs.get("status") == Status.FAILED)
+        )
 
     def _check(self, trial: optuna.Trial, overrides: list[str]) -> Status | None:
         """None when the trial may be launched; otherwise why not (the trial's user attribute `status`)."""
         from cifar_sweep.budget import count_config_params
 
-        cfg = self.hydra_context.config_loader.load_sweep_config(master_config=self.config,
-                                                                 sweep_overrides=list(overrides))
+        cfg = self.hydra_context.config_loader.load_sweep_config(
+            master_config=self.config, sweep_overrides=list(overrides)
+        )
         limit = cfg.budget.max_params if self.max_params is None else self.max_params  # the trial's own budget
         try:
             params = count_config_params(cfg.model)
@@ -353,16 +399,21 @@ class CifarOptunaSweeper(Sweeper):
         trial.set_constraint("params_over_budget", float(params - limit) if limit is not None else 0.0)
         if limit is not None and params > limit:
             trial.set_user_attr("status", Status.OVER_BUDGET.value)
-            log.info("trial %d: %s parameters, over the budget of %s: not launched", trial.number, f"{params:,}",
-                     f"{limit:,}")
+            log.info(
+                "trial %d: %s parameters, over the budget of %s: not launched",
+                trial.number,
+                f"{params:,}",
+                f"{limit:,}",
+            )
             return Status.OVER_BUDGET
         return None
 
     def _custom(self, trial: optuna.Trial, overrides: list[str]) -> list[str]:
         module, _, name = str(self.custom_search_space).rpartition(".")
         function = getattr(importlib.import_module(module), name)
-        cfg = self.hydra_context.config_loader.load_sweep_config(master_config=self.config,
-                                                                 sweep_overrides=list(overrides))
+        cfg = self.hydra_context.config_loader.load_sweep_config(
+            master_config=self.config, sweep_overrides=list(overrides)
+        )
         return [_as_override(k, v) for k, v in (function(cfg, trial) or {}).items()]
 
     def _heartbeat(self, study: optuna.Study, trial: optuna.Trial) -> Callable[[], None]:
@@ -412,12 +463,21 @@ class CifarOptunaSweeper(Sweeper):
             return
         if len(self.directions) == 1:
             best = study.best_trial
-            results = {"name": "optuna", "best_params": best.params, "best_value": best.value,
-                       "best_trial": best.number, "run_dir": best.user_attrs.get("run_dir")}
+            results = {
+                "name": "optuna",
+                "best_params": best.params,
+                "best_value": best.value,
+                "best_trial": best.number,
+                "run_dir": best.user_attrs.get("run_dir"),
+            }
         else:
-            results = {"name": "optuna", "solutions": [
-                {"params": t.params, "values": t.values, "trial": t.number, "run_dir": t.user_attrs.get("run_dir")}
-                for t in study.best_trials]}
+            results = {
+                "name": "optuna",
+                "solutions": [
+                    {"params": t.params, "values": t.values, "trial": t.number, "run_dir": t.user_attrs.get("run_dir")}
+                    for t in study.best_trials
+                ],
+            }
         from cifar_sweep.atomic import write_text
 
         write_text(self.sweep_dir / "optimization_results.yaml", OmegaConf.to_yaml(OmegaConf.create(results)))
