@@ -117,24 +117,8 @@ class ConvNet(nn.Module):
     ):
         super().__init__()
         activation = activation or nn.ReLU
-        widths = _positive_list("widths", widths)
-        stages = len(widths)
-        blocks = _per_stage("blocks", blocks, stages)
-        block_kinds = _per_stage("block", block, stages)
-        downsamples = _per_stage("downsample", downsample, stages, single_skips_last=True, default="none")
-        _positive_list("blocks", blocks)
-        fc = _positive_list("fc", fc, allow_empty=True)
-        for kind in block_kinds:
-            _choice("block", kind, BLOCKS)
-        for kind in downsamples:
-            _choice("downsample", kind, DOWNSAMPLES)
-        _choice("head", head, HEADS)
-        _choice("padding", padding, ("same", "valid"))
-        for key, value in (("dropout", dropout), ("fc_dropout", fc_dropout)):
-            if not 0 <= value < 1:
-                raise ConfigError(f"model.{key}={value} must be in [0, 1)")
-        if not isinstance(kernel, int) or kernel < 1 or kernel % 2 == 0:
-            raise ConfigError(f"model.kernel={kernel} must be an odd whole number >= 1")
+        widths, blocks, block_kinds, downsamples, fc = _per_stage_values(widths, blocks, block, downsample, fc)
+        _check_choices(block_kinds, downsamples, head, padding, kernel, dropout, fc_dropout)
 
         layers: list[nn.Module] = []
         channels, size = 3, input_size
@@ -200,6 +184,30 @@ def _classifier(
 
 
 # ------------------------------------------------------------------ validation: one line naming the key
+
+
+def _per_stage_values(widths, blocks, block, downsample, fc) -> tuple[list, list, list, list, list]:
+    """The keys that take one value or one per stage, as one per stage (and fc as a list), checked."""
+    widths = _positive_list("widths", widths)
+    stages = len(widths)
+    blocks = _positive_list("blocks", _per_stage("blocks", blocks, stages))
+    block_kinds = _per_stage("block", block, stages)
+    downsamples = _per_stage("downsample", downsample, stages, single_skips_last=True, default="none")
+    return widths, blocks, block_kinds, downsamples, _positive_list("fc", fc, allow_empty=True)
+
+
+def _check_choices(block_kinds, downsamples, head, padding, kernel, dropout, fc_dropout) -> None:
+    for kind in block_kinds:
+        _choice("block", kind, BLOCKS)
+    for kind in downsamples:
+        _choice("downsample", kind, DOWNSAMPLES)
+    _choice("head", head, HEADS)
+    _choice("padding", padding, ("same", "valid"))
+    for key, value in (("dropout", dropout), ("fc_dropout", fc_dropout)):
+        if not 0 <= value < 1:
+            raise ConfigError(f"model.{key}={value} must be in [0, 1)")
+    if kernel < 1 or kernel % 2 == 0:  # an integer: the type is checked at composition
+        raise ConfigError(f"model.kernel={kernel} must be an odd whole number >= 1")
 
 
 def _positive_list(key: str, values, allow_empty: bool = False) -> list[int]:
