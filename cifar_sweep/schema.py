@@ -88,6 +88,6 @@ DETAIL_FIELDS = (
 OBJECTIVES = ("test_accuracy", "best_test_accuracy", "val_accuracy", "best_val_accuracy", "params", "train_time_s")
 
 # The config groups a run chooses from (conf/<group>/), as recorded in result.json's `choices`.
-CONFIG_GROUPS = ("data", "model", "activation", "optimizer", "loss", "augmentation", "schedule", "trainer")
+CONFIG_GROUPS = ("data", "model", "activation", "optimizer", "loss", "augmentation", "schedule", "trainer", "runtime")
 # The groups whose choice makes a variant of a study (a report groups runs by the ones that differ).
 VARIANT_GROUPS = ("model", "activation", "optimizer", "loss", "augmentation", "schedule")

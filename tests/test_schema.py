@@ -9,6 +9,8 @@ import sys
 
 from cifar_sweep import records, schema
 
+from .helpers import REPO
+
 # The module, not the function the package exports under the same name.
 load = importlib.import_module("multirun_analysis.load")
 
@@ -31,3 +33,12 @@ def test_the_writer_and_the_reader_name_the_record_alike():
 def test_a_record_still_running_reads_as_interrupted(tmp_path):
     row = load.row_of(tmp_path, {"status": schema.Status.RUNNING.value, "test_accuracy": 0.5})
     assert row["status"] == schema.Status.INTERRUPTED == "interrupted" and type(row["status"]) is str
+
+
+def test_the_config_groups_are_the_folders_of_conf():
+    from cifar_sweep.schema import CONFIG_GROUPS, VARIANT_GROUPS
+
+    folders = {path.name for path in (REPO / "conf").iterdir() if path.is_dir()}
+    # experiment and hparams_search are global packages that set other groups, not groups a run records
+    assert set(CONFIG_GROUPS) == folders - {"experiment", "hparams_search"}
+    assert set(VARIANT_GROUPS) <= set(CONFIG_GROUPS)
