@@ -9,12 +9,15 @@ accuracies of an uninterrupted run with the same seed.
 from __future__ import annotations
 
 import logging
+import pickle
+import re
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from .atomic import atomic_path
+from .errors import ConfigError
 
 log = logging.getLogger("cifar_sweep")
 CHECKPOINT_FILE = "checkpoint.pt"
@@ -29,16 +32,28 @@ class Checkpoints:
             torch.save(state, tmp)
 
     def load(self) -> dict[str, Any] | None:
-        """The saved state, or None when there is none; a damaged file is named and ignored (training restarts)."""
+        """The saved state, or None when there is none; a damaged file is named and ignored (training restarts).
+
+        Read with weights_only=True: tensors and plain data only, so that a checkpoint from someone else's run
+        directory cannot run code on resume (a checkpoint of this project holds nothing else)."""
         if not self.path.is_file():
             return None
         try:
-            return torch.load(self.path, weights_only=False, map_location="cpu")
+            return torch.load(self.path, weights_only=True, map_location="cpu")
+        except pickle.UnpicklingError as error:
+            if "Weights only load failed" in str(error):
+                found = re.search(r"GLOBAL (\S+)", str(error))
+                what = found.group(1) if found else "objects other than tensors and plain data"
+                raise ConfigError(
+                    f"{self.path} holds {what}, which no cifar-sweep checkpoint does: it was not loaded and nothing "
+                    f"in it ran; delete it, or start over with trainer.resume=false"
+                ) from None
+            self._ignore(error)
         except Exception as error:  # written atomically, so only a foreign or hand-edited file lands here
-            log.warning(
-                "ignoring the damaged checkpoint %s (%s: %s); training starts over",
-                self.path,
-                type(error).__name__,
-                error,
-            )
-            return None
+            self._ignore(error)
+        return None
+
+    def _ignore(self, error: Exception) -> None:
+        log.warning(
+            "ignoring the damaged checkpoint %s (%s: %s); training starts over", self.path, type(error).__name__, error
+        )

@@ -148,10 +148,36 @@ def _decode_batches(files: dict[str, Path | bytes], where: str) -> Decoded:
     )
 
 
+class BatchUnpickler(pickle.Unpickler):
+    """Reads a CIFAR-10 python batch, which is a pickled dict of bytes, lists and one numpy array, and admits no
+    other class: a crafted file cannot run code while it is read (plain pickle.loads would run any)."""
+
+    ALLOWED = {
+        (module, name)
+        for module in ("numpy.core.multiarray", "numpy._core.multiarray")
+        for name in ("_reconstruct", "scalar")
+    } | {
+        ("numpy", "ndarray"),
+        ("numpy", "dtype"),
+        ("numpy.core.numeric", "_frombuffer"),  # numpy arrays pickled with protocol 5
+        ("numpy._core.numeric", "_frombuffer"),
+        ("_codecs", "encode"),  # bytes in a protocol-2 pickle written by Python 3 (encodes a string, nothing more)
+    }
+
+    def find_class(self, module: str, name: str):
+        if (module, name) not in self.ALLOWED:
+            raise pickle.UnpicklingError(f"{module}.{name} has no place in a CIFAR-10 batch; it was not loaded")
+        return super().find_class(module, name)
+
+
+def load_batch(raw: bytes) -> dict:
+    return BatchUnpickler(io.BytesIO(raw), encoding="bytes").load()
+
+
 def _read_batch(name: str, content: Path | bytes, where: str) -> tuple[torch.Tensor, torch.Tensor]:
     try:
         raw = content.read_bytes() if isinstance(content, Path) else content
-        batch = pickle.loads(raw, encoding="bytes")
+        batch = load_batch(raw)
         data, labels = batch[b"data"], batch[b"labels"]
         images = torch.as_tensor(data, dtype=torch.uint8)
         labels = torch.as_tensor(labels, dtype=torch.int64)
