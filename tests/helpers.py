@@ -160,3 +160,22 @@ def resnet_params_by_hand(widths, blocks, classes=10):
                 total += conv_bn(cin, width, 1)  # the 1x1 projection shortcut
             cin = width
     return total + cin * classes + classes
+
+
+def tutorial_task(train, test, *, lr: float = 0.01, momentum: float = 0.9, channels_last: bool = False, **fields):
+    """A Task for fit(): the tutorial network (initialised from torch's global generator: seed it first), SGD,
+    cross-entropy and the tutorial's normalisation, on (images, labels) pairs; `fields` are the Task's others."""
+    import torch
+    from torch import nn
+
+    from cifar_sweep.data import Split
+    from cifar_sweep.models import TutorialNet
+    from cifar_sweep.train import Normalize, Task
+
+    layout = torch.channels_last if channels_last else torch.contiguous_format
+    model = TutorialNet().to(memory_format=layout)
+    normalize = Normalize([0.5] * 3, [0.5] * 3, torch.device("cpu"), channels_last=channels_last)
+    optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum)
+    return Task(
+        model, optimizer, nn.CrossEntropyLoss(), train=Split(*train), test=Split(*test), normalize=normalize, **fields
+    )

@@ -11,14 +11,13 @@ from torch import nn
 
 from cifar_sweep import pieces
 from cifar_sweep.config import TrainerConfig
-from cifar_sweep.data import Split
 from cifar_sweep.errors import ConfigError
-from cifar_sweep.models import TutorialNet
 from cifar_sweep.pieces import epochs_that_fit, loss_has_plateaued, planned_epochs
 from cifar_sweep.schedules import Constant, Cosine, OneCycle, Plan, Plateaus, Step
-from cifar_sweep.train import Normalize, Task, fit
+from cifar_sweep.train import fit
 
 from . import synthetic
+from .helpers import tutorial_task
 
 
 def lrs_by_epoch(schedule, epochs=8, steps_per_epoch=5, base_lr=0.05):
@@ -95,17 +94,7 @@ def run(trainer: TrainerConfig, schedule=None, lr=0.01, checkpoints=None, timing
     (first_s, then_s) puts it on a fake clock where epochs take that long."""
     torch.manual_seed(0)
     train, test = synthetic.make_dataset(train_per_class=20, test_per_class=5)
-    model = TutorialNet()
-    task = Task(
-        model,
-        torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9),
-        nn.CrossEntropyLoss(),
-        train=Split(*train),
-        test=Split(*test),
-        normalize=Normalize([0.5] * 3, [0.5] * 3, torch.device("cpu")),
-        batch_size=50,
-        schedule=schedule,
-    )
+    task = tutorial_task(train, test, lr=lr, batch_size=50, schedule=schedule)
     chosen = pieces.from_config(trainer)
     clock = FakeClock()
     if timing is not None:

@@ -10,11 +10,11 @@ from torch.utils.data import DataLoader
 from torchvision import transforms
 
 from cifar_sweep.config import TrainerConfig
-from cifar_sweep.data import Split
 from cifar_sweep.models import TutorialNet
-from cifar_sweep.train import Normalize, Task, fit
+from cifar_sweep.train import fit
 
 from . import synthetic
+from .helpers import tutorial_task
 
 SEED, EPOCHS, BATCH, LR = 11, 2, 16, 0.01
 
@@ -58,17 +58,8 @@ def test_fast_loop_matches_the_course_loop():
     expected, reference_model = course_loop(train, test)
 
     torch.manual_seed(SEED)
-    model = TutorialNet()
-    task = Task(
-        model,
-        torch.optim.SGD(model.parameters(), lr=LR, momentum=0.9),
-        nn.CrossEntropyLoss(),
-        train=Split(*train),
-        test=Split(*test),
-        normalize=Normalize([0.5] * 3, [0.5] * 3, torch.device("cpu")),
-        batch_size=BATCH,
-        test_batch_size=400,
-    )
+    task = tutorial_task(train, test, lr=LR, batch_size=BATCH, test_batch_size=400)
+    model = task.model
     result = fit(task, TrainerConfig(epochs=EPOCHS, seed=SEED, progress_interval_s=0))
     assert [entry.test_accuracy for entry in result.history[1:]] == expected
     assert 0.1 < expected[-1] < 1.0  # it learned something, and the comparison is not trivially saturated
@@ -82,21 +73,9 @@ def test_channels_last_changes_only_float_rounding():
     models = []
     for channels_last in (False, True):
         torch.manual_seed(SEED)
-        model = TutorialNet().to(memory_format=torch.channels_last if channels_last else torch.contiguous_format)
-        normalize = Normalize([0.5] * 3, [0.5] * 3, torch.device("cpu"), channels_last=channels_last)
-        fit(
-            Task(
-                model,
-                torch.optim.SGD(model.parameters(), lr=LR, momentum=0.9),
-                nn.CrossEntropyLoss(),
-                train=Split(*train),
-                test=Split(*test),
-                normalize=normalize,
-                batch_size=BATCH,
-            ),
-            TrainerConfig(epochs=1, seed=SEED, progress_interval_s=0),
-        )
-        models.append(model)
+        task = tutorial_task(train, test, lr=LR, batch_size=BATCH, channels_last=channels_last)
+        fit(task, TrainerConfig(epochs=1, seed=SEED, progress_interval_s=0))
+        models.append(task.model)
     assert models[1].conv1.weight.is_contiguous(memory_format=torch.channels_last)
     for plain, fast in zip(*(m.parameters() for m in models)):
         torch.testing.assert_close(plain, fast, rtol=1e-4, atol=1e-5)

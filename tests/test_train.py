@@ -10,10 +10,10 @@ from cifar_sweep import pieces
 from cifar_sweep.config import TrainerConfig
 from cifar_sweep.console import format_per_class
 from cifar_sweep.data import Split
-from cifar_sweep.models import TutorialNet
-from cifar_sweep.train import Normalize, Task, evaluate, fit
+from cifar_sweep.train import Normalize, evaluate, fit
 
 from . import synthetic
+from .helpers import tutorial_task
 
 IDENTITY = Normalize(mean=[0.0, 0.0, 0.0], std=[1 / 255] * 3, device=torch.device("cpu"))  # x -> x
 
@@ -74,19 +74,9 @@ def test_evaluate_always_the_same_class():
 def run_fit(seed, epochs=2, batch_size=16, drop_last=False, **trainer):
     """fit() with the pieces that a trainer config with these values turns on, as the app builds them."""
     torch.manual_seed(seed)
-    (train_x, train_y), (test_x, test_y) = synthetic.make_dataset(train_per_class=30, test_per_class=10)
-    model = TutorialNet()
+    train, test = synthetic.make_dataset(train_per_class=30, test_per_class=10)
     seen_epochs = []
-    task = Task(
-        model,
-        torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9),
-        nn.CrossEntropyLoss(),
-        train=Split(train_x, train_y),
-        test=Split(test_x, test_y),
-        normalize=Normalize([0.5] * 3, [0.5] * 3, torch.device("cpu")),
-        batch_size=batch_size,
-        test_batch_size=64,
-    )
+    task = tutorial_task(train, test, batch_size=batch_size, test_batch_size=64)
     config = TrainerConfig(epochs=epochs, seed=seed, drop_last=drop_last, progress_interval_s=0, **trainer)
     result = fit(
         task, config, pieces.from_config(config), on_evaluation=lambda r: seen_epochs.append(r.history[-1].epoch)
@@ -195,16 +185,7 @@ def test_a_checkpoint_of_another_format_or_configuration_is_one_line(tmp_path):
 
 def run_with_checkpoints(checkpoints, epochs=2, **trainer):
     torch.manual_seed(0)
-    (train_x, train_y), (test_x, test_y) = synthetic.make_dataset(train_per_class=5, test_per_class=2)
-    model = TutorialNet()
-    task = Task(
-        model,
-        torch.optim.SGD(model.parameters(), lr=0.01),
-        nn.CrossEntropyLoss(),
-        train=Split(train_x, train_y),
-        test=Split(test_x, test_y),
-        normalize=Normalize([0.5] * 3, [0.5] * 3, torch.device("cpu")),
-        batch_size=10,
-    )
+    train, test = synthetic.make_dataset(train_per_class=5, test_per_class=2)
+    task = tutorial_task(train, test, momentum=0.0, batch_size=10)
     config = TrainerConfig(epochs=epochs, progress_interval_s=0, **trainer)
     return fit(task, config, pieces.from_config(config), checkpoints=checkpoints)

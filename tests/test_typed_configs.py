@@ -3,8 +3,6 @@ checked before any data is read; the typed trainer config is what fit() and the 
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -13,6 +11,8 @@ from cifar_sweep import pieces
 from cifar_sweep.app import check_before_data, composition_problem
 from cifar_sweep.config import Amp, TestTimeAugmentation, TrainerConfig, trainer_config
 from cifar_sweep.errors import ConfigError
+
+from .helpers import cifar_sweep, private_env
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -43,13 +43,7 @@ def test_composition_fails_in_one_line_naming_the_key(override, words, tmp_path)
 
 
 def test_the_command_line_says_it_in_one_line_and_exits_2(tmp_path):
-    done = subprocess.run(
-        [str(Path(sys.executable).parent / "cifar-sweep"), "trainer.epochs=abc"],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    done = cifar_sweep("trainer.epochs=abc", env=private_env(tmp_path / "cache"), cwd=tmp_path)
     assert done.returncode == 2 and done.stdout == ""
     assert (
         done.stderr.count("\n") == 1
@@ -94,11 +88,5 @@ def test_the_trainer_config_is_a_dataclass_with_enums_and_turns_pieces_on():
 
 
 def test_help_lists_the_groups_and_not_the_schemas(tmp_path):
-    done = subprocess.run(
-        [str(Path(sys.executable).parent / "cifar-sweep"), "--help"],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    done = cifar_sweep("--help", env=private_env(tmp_path / "cache"), cwd=tmp_path)
     assert done.returncode == 0 and "runtime: default" in done.stdout and "schema" not in done.stdout
