@@ -296,7 +296,8 @@ def pruner_reports(cfg: DictConfig, record: RunRecord) -> list[pieces.Piece]:
     if reporter is None:
         return []
     objective = objectives_of(cfg)[0]
-    return [pieces.PrunerReports(objective=lambda result: record.fields[objective], report=reporter.report)]
+    # The record is updated before the pieces hear of an evaluation, and holds every objective (params too).
+    return [pieces.PrunerReports(objective=lambda: record.fields[objective], report=reporter.report)]
 
 
 def record_evaluation(record: RunRecord, result: FitResult, classes) -> None:

@@ -4,7 +4,8 @@ Each YAML option of those groups starts from its schema (`defaults: [/schema_tra
 so a value of the wrong type or an unknown key fails at composition, in one line that names the key:
 
     $ cifar-sweep trainer.epochs=abc
-    cifar-sweep: error: Value 'abc' of type 'str' could not be converted to Integer (trainer.epochs)
+    cifar-sweep: error: Error merging override trainer.epochs=abc (Value 'abc' of type 'str' could not be converted
+    to Integer)
 
 Ranges (a batch size > 0) are checked by `check_ranges`, once, before any data is read.
 """
@@ -148,27 +149,27 @@ def register() -> None:
 register()
 
 
-# Range checks (the types are checked at composition): (group, key, the smallest allowed value, as said).
+# Range checks (the types are checked at composition): (group, key, the smallest allowed value, what is allowed).
 # A null is allowed wherever the schema is Optional: it means "all" or "off". The data layer checks its sizes.
 LOWEST = (
-    ("data", "batch_size", 1, "> 0"),
-    ("data", "test_batch_size", 1, "> 0"),
-    ("trainer", "epochs", 0, ">= 0"),
-    ("trainer", "eval_every", 1, ">= 1"),
-    ("trainer", "plateau_patience", 1, ">= 1"),
-    ("trainer", "max_epochs", 1, ">= 1"),
-    ("trainer", "progress_interval_s", 0, ">= 0"),
-    ("augmentation", "crop_padding", 0, ">= 0"),
-    ("augmentation", "cutout", 0, ">= 0"),
+    ("data", "batch_size", 1, "a whole number > 0"),
+    ("data", "test_batch_size", 1, "a whole number > 0"),
+    ("trainer", "epochs", 0, "a whole number >= 0"),
+    ("trainer", "eval_every", 1, "a whole number >= 1"),
+    ("trainer", "plateau_patience", 1, "a whole number >= 1"),
+    ("trainer", "max_epochs", 1, "a whole number >= 1"),
+    ("trainer", "progress_interval_s", 0, "a number of seconds >= 0"),
+    ("augmentation", "crop_padding", 0, "a whole number >= 0"),
+    ("augmentation", "cutout", 0, "a whole number >= 0"),
 )
 
 
 def check_ranges(cfg: DictConfig) -> None:
     """What a type cannot say: one ConfigError naming the key and the allowed values."""
-    for group, key, lowest, said in LOWEST:
+    for group, key, lowest, allowed in LOWEST:
         value = OmegaConf.select(cfg, f"{group}.{key}")
         if value is not None and value < lowest:
-            raise ConfigError(f"{group}.{key}={value} must be a whole number {said}")
+            raise ConfigError(f"{group}.{key}={value} must be {allowed}")
     decay = cfg.trainer.ema_decay
     if decay is not None and not 0 < decay < 1:
         raise ConfigError(f"trainer.ema_decay={decay} must be a number in (0, 1), e.g. 0.999, or null")
@@ -177,7 +178,3 @@ def check_ranges(cfg: DictConfig) -> None:
 def trainer_config(cfg: DictConfig) -> TrainerConfig:
     """The trainer group as its dataclass (enums and all), for the code that trains."""
     return OmegaConf.to_object(cfg.trainer)
-
-
-def runtime_config(cfg: DictConfig) -> RuntimeConfig:
-    return OmegaConf.to_object(cfg.runtime)

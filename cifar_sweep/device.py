@@ -93,9 +93,9 @@ def pick_channels_last(value, device: torch.device) -> bool:
 def pick_autocast(value: str, device: torch.device) -> torch.dtype | None:
     if value == "auto":
         return torch.bfloat16 if device.type == "cuda" and torch.cuda.is_bf16_supported() else None
-    if value in ("bf16", "True", "true"):
+    if value == "bf16":
         return torch.bfloat16
-    if value in ("off", "False", "false", "None"):
+    if value == "off":
         return None
     raise ConfigError(f"runtime.amp={value} must be auto (bf16 on a GPU that has it), bf16 or off")
 

@@ -270,7 +270,7 @@ class Loop:
     ):
         self.task, self.model, self.pieces = task, task.model, list(pieces)
         self.on_evaluation, self.clock = on_evaluation, clock
-        self.seed, self.drop_last = trainer.seed, trainer.drop_last
+        self.drop_last = trainer.drop_last
         self.eval_every, self.progress_interval_s = max(1, trainer.eval_every), trainer.progress_interval_s
         batches = len(task.train) // task.batch_size if trainer.drop_last else -(-len(task.train) // task.batch_size)
         self.plan = Plan(trainer.epochs, max(batches, 1))

@@ -30,7 +30,7 @@ __all__ = [
 def from_config(trainer) -> list[Piece]:
     """The pieces that `trainer` (a cifar_sweep.config.TrainerConfig) turns on. Weight averaging comes first:
     it decides which model every evaluation sees, the one before training included."""
-    tta = str(getattr(trainer.tta, "value", trainer.tta))
+    tta = str(trainer.tta)  # the enum's value (TestTimeAugmentation.__str__), or a plain name
     views = count_test_time_views(tta)
     pieces: list[Piece] = []
     if trainer.ema_decay:

@@ -37,9 +37,9 @@ class PrunerReports(Piece):
 
     name = "pruner_reports"
 
-    def __init__(self, objective: Callable[[object], float], report: Callable[[float, int], None]):
-        self.objective, self.report = objective, report
+    def __init__(self, objective: Callable[[], float], report: Callable[[float, int], None]):
+        self.objective, self.report = objective, report  # objective(): its value as the run record has it now
 
     def after_evaluation(self, loop) -> None:
         if loop.epoch > 0:
-            self.report(self.objective(loop.result), loop.epoch)
+            self.report(self.objective(), loop.epoch)
