@@ -11,6 +11,8 @@ import json
 
 import pytest
 
+from cifar_sweep import schema
+
 from . import synthetic
 from .helpers import cifar_sweep
 
@@ -44,6 +46,8 @@ def test_single_run_writes_a_complete_record(tmp_path, app_env, data_archive):
     assert done.returncode == 0, done.stderr
     result = json.loads((run_dir / "result.json").read_text())
     assert RESULT_FIELDS <= result.keys()
+    # every field the schema names (with a validation split: the val_* headline fields too)
+    assert {*schema.HEADLINE_FIELDS, *schema.DETAIL_FIELDS, *schema.BULKY_FIELDS} <= result.keys()
     assert result["status"] == "completed" and result["error"] is None
     assert result["params"] == 62_006
     history = result["history"]
