@@ -311,15 +311,16 @@ def finish(cfg: DictConfig, record: RunRecord, result: FitResult, classes, param
     log.info("per-class test accuracy:\n%s", format_per_class(result.final_test, classes))
     values = [record.fields[name] for name in objectives_of(cfg)]
     value = values[0] if len(values) == 1 else values
-    record.update(
-        status=Status.DIVERGED if result.diverged else Status.COMPLETED,
-        objective_value=value,
-        stopped_early=result.stopped,
-    )
+    # The plot before the final status: a run killed in between is still unfinished, and its rerun draws it.
     record.write_plot(
         [entry.as_dict() for entry in result.history],
         title=f"{record.fields['choices'].get('model')}: {params:,} parameters, "
         f"final test accuracy {record.fields['test_accuracy']:.2%}",
+    )
+    record.update(
+        status=Status.DIVERGED if result.diverged else Status.COMPLETED,
+        objective_value=value,
+        stopped_early=result.stopped,
     )
     log.info("%s = %s; run directory %s", objective_of(cfg), value, record.run_dir)
     if result.diverged:

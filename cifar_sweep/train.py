@@ -232,6 +232,7 @@ def fit(
         loop.evaluate_and_record()  # before training: chance level
     else:
         loop.restore(saved)
+        loop.on_evaluation(loop.result)  # the record as the checkpoint left it: this process has not written it yet
     after_step = loop.step_hook()
     while loop.epoch < loop.plan.epochs:
         loop.notify("before_epoch")
