@@ -16,15 +16,16 @@ import shutil
 import sys
 import tempfile
 from pathlib import Path
+from typing import NoReturn
 
 import hydra
 import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from hydra.utils import instantiate, to_absolute_path
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
-from . import costs, pieces
+from . import costs, pieces, run_dirs
 from .budget import count_config_params
 from .checkpoint import Checkpoints
 from .config import check_ranges, trainer_config
@@ -123,14 +124,23 @@ def unwritable(directory: str) -> str | None:
 def run(cfg: DictConfig) -> float:
     """Train the composed configuration in Hydra's output directory and return the objective."""
     hydra_cfg = HydraConfig.get()
+    run_dir = Path(hydra_cfg.runtime.output_dir)
+    try:  # before the record is touched: a conflict leaves the directory as it was
+        verdict = run_dirs.check(run_dir, cfg, spare=run_dirs.HYDRA_FILES)
+    except ConfigError as error:
+        stop(str(error), hydra_cfg.mode)
+    if verdict is run_dirs.Verdict.FINISHED:  # the sweepers and the single-run guard have said so already
+        finished = run_dirs.read_record(run_dir)
+        log.info("%s", run_dirs.finished_message(run_dir, finished))
+        return run_dirs.recorded_return(finished)
     record = RunRecord(
-        hydra_cfg.runtime.output_dir,
+        run_dir,
         choices={k: v for k, v in hydra_cfg.runtime.choices.items() if not k.startswith("hydra/")},
         overrides=list(hydra_cfg.overrides.task),
         job_num=hydra_cfg.job.get("num"),
         study=cfg.trial.study,
         trial=cfg.trial.number,
-        config=OmegaConf.to_container(cfg, resolve=True, enum_to_str=True),
+        config=run_dirs.recorded_config(cfg),
     )
     try:
         return train_and_record(cfg, record)
@@ -140,13 +150,17 @@ def run(cfg: DictConfig) -> float:
         record.update(status=Status.FAILED, error=message)
         if user_error is None:
             raise  # a bug, not bad input: keep the traceback
-        if hydra_cfg.mode == RunMode.RUN:
-            # One line and exit 1; raising would make Hydra wrap the line in two of its own.
-            print(f"cifar-sweep: error: {message}", file=sys.stderr)
-            raise SystemExit(1) from None
-        # In a multirun, an exception lets Hydra run the remaining jobs before it reports this one.
-        log.error("%s", message)
-        raise RunFailed(f"cifar-sweep: error: {message}") from None
+        stop(message, hydra_cfg.mode)
+
+
+def stop(message: str, mode: RunMode) -> NoReturn:
+    """End the run on bad input: one line and exit 1 in a single run (raising would make Hydra wrap the line in
+    two of its own); in a multirun, an exception that lets Hydra run the remaining jobs before it reports."""
+    if mode == RunMode.RUN:
+        print(f"cifar-sweep: error: {message}", file=sys.stderr)
+        raise SystemExit(1) from None
+    log.error("%s", message)
+    raise RunFailed(f"cifar-sweep: error: {message}") from None
 
 
 def train_and_record(cfg: DictConfig, record: RunRecord) -> float | list | None:

@@ -54,6 +54,7 @@ class TrainerConfig:
     tta: TestTimeAugmentation = TestTimeAugmentation.none
     ema_decay: Optional[float] = None
     resume: str = "auto"  # auto | false | a run directory to continue from
+    keep_previous: bool = True  # resume=false: keep the replaced record in previous/N/ (false: delete it)
     seed: int = 0
     drop_last: bool = False
     progress_interval_s: float = 10.0

@@ -16,6 +16,7 @@ PLOT_FILE = "accuracy.png"  # accuracy against epochs
 NETWORK_FILES = ("network.md", "network.csv")  # the layer table: Fn, Xn, Wn, operations
 CHECKPOINT_FILE = "checkpoint.pt"  # the last good state, to continue a killed run
 LOG_FILE = "cifar_sweep.log"  # Hydra's job log (hydra.job.name is cifar_sweep)
+PREVIOUS_DIR = "previous"  # in a run dir: the records a start-over replaced, previous/1/, previous/2/, ...
 
 
 class Status(str, Enum):

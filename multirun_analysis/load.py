@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from cifar_sweep.schema import HEADLINE_FIELDS, RESULT_FILE, Status
+from cifar_sweep.schema import HEADLINE_FIELDS, PREVIOUS_DIR, RESULT_FILE, Status
 
 # The columns a table of runs shows, in order.
 HEADLINE = [
@@ -53,7 +53,8 @@ COPIED_FIELDS = (
 
 
 def find_run_dirs(paths: Iterable[str | Path]) -> list[Path]:
-    """Every directory holding a result.json under `paths` (run dirs, multirun dirs or glob patterns)."""
+    """Every directory holding a result.json under `paths` (run dirs, multirun dirs or glob patterns), less the
+    records a start-over replaced (in a run dir's previous/, reached only by naming them)."""
     found: set[Path] = set()
     for pattern in paths:
         for match in glob.glob(str(pattern)) or [str(pattern)]:
@@ -61,7 +62,11 @@ def find_run_dirs(paths: Iterable[str | Path]) -> list[Path]:
             if (path / RESULT_FILE).is_file():
                 found.add(path)
             elif path.is_dir():
-                found.update(result.parent for result in path.rglob(RESULT_FILE))
+                found.update(
+                    result.parent
+                    for result in path.rglob(RESULT_FILE)
+                    if PREVIOUS_DIR not in result.relative_to(path).parts
+                )
     return sorted(found)
 
 
@@ -141,7 +146,8 @@ def join_study(frame: pd.DataFrame, storage: str, study_name: str | None) -> pd.
     trials = pd.DataFrame(trial_rows)
     if trials.empty:
         return frame
-    ran = trials[trials["run_dir"].notna()].drop(columns=["trial"])
+    # A trial retried after a killed sweep runs on in its predecessor's directory: the later trial speaks for it.
+    ran = trials[trials["run_dir"].notna()].drop_duplicates("run_dir", keep="last").drop(columns=["trial"])
     merged = frame.merge(ran, on="run_dir", how="left") if not frame.empty else frame
     never_ran = trials[trials["run_dir"].isna()].copy()
     never_ran["status"] = never_ran["trial_status"].fillna(never_ran["trial_state"])

@@ -10,7 +10,8 @@ over budget, tell Optuna it was infeasible (Trial.set_constraint > 0, state PRUN
 The study lives in `storage` (SQLite by default, in a stable place): rerunning the same command
 continues it; `n_trials` is the total of launched trials the study should reach and job numbers
 continue; a trial left RUNNING by a killed sweep (no heartbeat for `grace_period_s`) is failed and
-its parameters are tried again.
+its parameters are tried again, in its run directory: the run continues from its checkpoint, or, if it
+had finished before Optuna was told, its recorded result is told without training it again.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import json
 import logging
 import math
 import random
+import sys
 import threading
 import time
 import warnings
@@ -40,6 +42,8 @@ from omegaconf import DictConfig, OmegaConf
 from optuna.distributions import BaseDistribution, CategoricalDistribution, FloatDistribution, IntDistribution
 from optuna.trial import TrialState
 
+from cifar_sweep import run_dirs
+from cifar_sweep.errors import ConfigError
 from cifar_sweep.private_apis import heartbeat_enabled, record_trial_heartbeat
 from cifar_sweep.schema import RESULT_FILE, Status
 
@@ -313,7 +317,9 @@ class CifarOptunaSweeper(Sweeper):
                 continue
             if not self._claim(study, trial):
                 break
-            batch.append(self._launch_of(trial, overrides))
+            launch = self._placed(study, trial, overrides)
+            if launch is not None:
+                batch.append(launch)
         return batch
 
     def _reject(self, study: optuna.Study, trial: optuna.Trial, overrides: list[str]) -> bool:
@@ -344,14 +350,61 @@ class CifarOptunaSweeper(Sweeper):
         study.tell(trial, state=TrialState.FAIL)
         return False
 
-    def _launch_of(self, trial: optuna.Trial, overrides: list[str]) -> Launch:
+    def _placed(self, study: optuna.Study, trial: optuna.Trial, overrides: list[str]) -> Launch | None:
+        """The trial's job in its run directory, checked by the run-directory rules (cifar_sweep.run_dirs) before
+        it is launched; None when the run there had finished and was told to Optuna as it ended.
+
+        The directory is named by the trial number, unique across workers and resumes; a trial that retries one
+        left running by a killed sweep inherits that trial's directory (its `run_dir` user attribute), so that
+        the run continues from its checkpoint, or is told as it ended if it had finished. If that run was of
+        another configuration (the sweep's command changed), the retry runs in its own directory instead."""
         trial.set_user_attr("overrides", overrides)
-        # The run directory is named by the trial number, unique across workers and resumes.
-        return Launch(
+        inherited = trial.user_attrs.get("run_dir")
+        if inherited:
+            try:
+                return self._checked_launch(study, trial, overrides, Path(inherited))
+            except ConfigError as error:
+                log.info(
+                    "trial %d retries a run of another configuration; it runs in a directory of its own (%s)",
+                    trial.number,
+                    error,
+                )
+        try:
+            return self._checked_launch(study, trial, overrides, self.sweep_dir.resolve() / str(trial.number))
+        except ConfigError as error:  # one line and exit 1, the trial failed and not counted as launched
+            trial.set_user_attr(LAUNCHED, False)
+            trial.set_user_attr("error", str(error))
+            study.tell(trial, state=TrialState.FAIL)
+            print(f"cifar-sweep: error: trial {trial.number}: {error}", file=sys.stderr)
+            raise SystemExit(1) from None
+
+    def _checked_launch(
+        self, study: optuna.Study, trial: optuna.Trial, overrides: list[str], run_dir: Path
+    ) -> Launch | None:
+        launch = Launch(
             trial,
             overrides
-            + [f"trial.study={self.study_name}", f"trial.number={trial.number}", f"hydra.sweep.subdir={trial.number}"],
+            + [
+                f"trial.study={self.study_name}",
+                f"trial.number={trial.number}",
+                f"hydra.sweep.dir={run_dir.parent}",
+                f"hydra.sweep.subdir={run_dir.name}",
+            ],
         )
+        job_cfg = self.hydra_context.config_loader.load_sweep_config(self.config, list(launch.overrides))
+        found = run_dirs.check(run_dir, job_cfg)  # a ConfigError when run_dir holds another configuration's run
+        trial.set_user_attr("run_dir", str(run_dir))
+        if found is not run_dirs.Verdict.FINISHED:
+            return launch
+        record = run_dirs.read_record(run_dir)
+        log.info("trial %d: %s", trial.number, run_dirs.finished_message(run_dir, record))
+        outcome = (
+            (Status.PRUNED, None)
+            if record.get("status") == Status.PRUNED
+            else self._checked(run_dirs.recorded_return(record))
+        )
+        self._tell_outcome(study, trial, run_dir, *outcome)
+        return None
 
     def _launch(self, study: optuna.Study, batch: list[Launch]) -> Any:
         """Train the batch's trials (in parallel with a parallel launcher), their heartbeats recorded meanwhile."""
@@ -433,10 +486,14 @@ class CifarOptunaSweeper(Sweeper):
         return lambda: (stop.set(), thread.join())
 
     def _tell(self, study: optuna.Study, trial: optuna.Trial, result) -> int:
-        """Tell Optuna how the trial ended; returns 1 for a failure. Never a made-up value."""
+        """Tell Optuna how the trial's job ended; returns 1 for a failure. Never a made-up value."""
         run_dir = result.hydra_cfg.hydra.runtime.output_dir if result.hydra_cfg is not None else None
+        return self._tell_outcome(study, trial, run_dir, *self._outcome(result, run_dir))
+
+    def _tell_outcome(
+        self, study: optuna.Study, trial: optuna.Trial, run_dir: Any, status: Status, values: list[float] | None
+    ) -> int:
         trial.set_user_attr("run_dir", str(run_dir))
-        status, values = self._outcome(result, run_dir)
         trial.set_user_attr("status", status.value)
         if status is Status.COMPLETED:
             study.tell(trial, values)
@@ -450,8 +507,11 @@ class CifarOptunaSweeper(Sweeper):
             return Status.PRUNED, None
         if result.status != JobStatus.COMPLETED:
             return Status.FAILED, None
-        values = result.return_value
-        values = list(values) if isinstance(values, (list, tuple)) else [values]
+        return self._checked(result.return_value)
+
+    def _checked(self, returned: Any) -> tuple[Status, list[float] | None]:
+        """What a run returned, as Optuna's values: one finite number per direction, or failed."""
+        values = list(returned) if isinstance(returned, (list, tuple)) else [returned]
         if len(values) != len(self.directions) or any(v is None or not math.isfinite(float(v)) for v in values):
             return Status.FAILED, None
         return Status.COMPLETED, [float(v) for v in values]
