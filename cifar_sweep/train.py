@@ -234,7 +234,7 @@ def fit(
         loop.restore(saved)
         loop.on_evaluation(loop.result)  # the record as the checkpoint left it: this process has not written it yet
     after_step = loop.step_hook()
-    while loop.epoch < loop.plan.epochs:
+    while loop.epoch < loop.plan.epochs and not loop.stopped:  # stopped: a stopped run's checkpoint, restored
         loop.notify("before_epoch")
         if loop.stopped:
             break
@@ -457,6 +457,12 @@ class Loop:
             "elapsed_s": self.elapsed(),
             "final_test": asdict(result.final_test),
             "final_val": asdict(result.final_val) if result.final_val else None,
+            # A run killed after the checkpoint of its last epoch must end as it would have: not train on when
+            # a piece had stopped it (stop_on_plateau trained an extra epoch), and evaluate that epoch when no
+            # evaluation followed it (a time budget stopping between two evaluations: the record missed it).
+            "stopped": result.stopped,
+            "last_training": asdict(self.last_training) if self.last_training is not None else None,
+            "last_epoch_s": self.last_epoch_s,
         }
 
     def load_state_dict(self, saved: dict) -> None:
@@ -477,6 +483,9 @@ class Loop:
         result.train_time_s = saved["train_time_s"]
         result.final_test = Evaluation(**saved["final_test"])
         result.final_val = Evaluation(**saved["final_val"]) if saved["final_val"] else None
+        result.stopped = saved.get("stopped")  # .get: absent from the checkpoints of earlier versions
+        self.last_training = EpochTraining(**saved["last_training"]) if saved.get("last_training") else None
+        self.last_epoch_s = saved.get("last_epoch_s", 0.0)
         self.started = self.clock() - saved["elapsed_s"]  # a time budget counts the time already spent
 
 
