@@ -1,9 +1,9 @@
-"""A run killed with SIGKILL after an epoch continues from its checkpoint and ends exactly as an
-uninterrupted run with the same seed (on the CPU)."""
+"""trainer.resume: false starts over, and a run directory to continue from must hold a checkpoint.
+
+That a killed run continues from its checkpoint and ends exactly as an uninterrupted run, wherever it was
+killed, is tests/test_kill_points.py's."""
 
 from __future__ import annotations
-
-import json
 
 from .helpers import cifar_sweep
 
@@ -23,40 +23,6 @@ RUN = [
     "trainer.ema_decay=0.9",
     "trainer.tta=flip",
 ]  # and the averaged weights, and the final flipped evaluation
-
-
-def history(run_dir):
-    return [
-        (e["epoch"], e["test_accuracy"], e["val_accuracy"], e["train_loss"], e["lr"])
-        for e in json.loads((run_dir / "result.json").read_text())["history"]
-    ]
-
-
-def test_a_killed_run_resumes_and_ends_as_an_uninterrupted_one(tmp_path, app_env, run_app, caplog, data_archive):
-    run_app(f"data.root={data_archive}", *RUN, f"hydra.run.dir={tmp_path / 'whole'}")
-
-    # Only the killed run needs a process of its own (the same private cache as run_app's): tests/faults.py
-    # kills it once the checkpoint of epoch 2 is on disk.
-    killed = cifar_sweep(
-        f"data.root={data_archive}",
-        *RUN,
-        f"hydra.run.dir={tmp_path / 'killed'}",
-        env=app_env,
-        cwd=tmp_path,
-        fault=("after_checkpoint", 2),
-    )
-    assert killed.returncode == -9  # SIGKILL, as a wall-clock limit or a reboot
-    left = json.loads((tmp_path / "killed" / "result.json").read_text())
-    assert left["status"] == "running" and left["epochs"] == 2 and (tmp_path / "killed" / "checkpoint.pt").is_file()
-
-    caplog.clear()
-    run_app(f"data.root={data_archive}", *RUN, f"hydra.run.dir={tmp_path / 'killed'}")  # resumed
-    assert "continuing from the checkpoint of epoch 2/4" in caplog.text
-    assert history(tmp_path / "killed") == history(tmp_path / "whole")
-    final = json.loads((tmp_path / "killed" / "result.json").read_text())
-    whole_result = json.loads((tmp_path / "whole" / "result.json").read_text())
-    assert final["status"] == "completed" and final["per_class_accuracy"] == whole_result["per_class_accuracy"]
-    assert final["tta"] == "flip" and final["test_accuracy"] == whole_result["test_accuracy"]
 
 
 def test_resume_false_starts_over_and_a_missing_source_is_one_line(tmp_path, app_env, run_app, caplog, data_archive):
