@@ -32,7 +32,7 @@ from .config import check_ranges, trainer_config
 from .console import format_per_class
 from .data import CIFAR10, load_cifar10
 from .device import Runtime, describe_hardware
-from .errors import ConfigError, RunFailed, find_user_error, one_line
+from .errors import ConfigError, RunFailed, StorageError, find_user_error, one_line
 from .private_apis import hydra_args_parser
 from .records import RunRecord
 from .schema import CHECKPOINT_FILE, OBJECTIVES, Status
@@ -147,7 +147,8 @@ def run(cfg: DictConfig) -> float:
     except Exception as error:
         user_error = find_user_error(error)
         message = str(user_error) if user_error else f"{type(error).__name__}: {error}"
-        record.update(status=Status.FAILED, error=message)
+        if not isinstance(user_error, StorageError):  # a record that cannot be written stays as last written
+            record.update(status=Status.FAILED, error=message)
         if user_error is None:
             raise  # a bug, not bad input: keep the traceback
         stop(message, hydra_cfg.mode)

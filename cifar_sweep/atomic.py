@@ -28,10 +28,13 @@ ABANDONED_AFTER_S = 24 * 3600
 
 
 @contextlib.contextmanager
-def atomic_path(target: str | os.PathLike) -> Iterator[Path]:
-    """Yield a temporary path beside `target`; on success it replaces `target` in one rename."""
+def atomic_path(target: str | os.PathLike, make_parents: bool = True) -> Iterator[Path]:
+    """Yield a temporary path beside `target`; on success it replaces `target` in one rename. Without
+    `make_parents`, a missing directory is an error (FileNotFoundError), not made again: a run's files go
+    only where the run directory is."""
     target = Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
+    if make_parents:
+        target.parent.mkdir(parents=True, exist_ok=True)
     remove_abandoned(target)  # a SIGKILL in an earlier write of this target skipped its `finally`
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.{_HOST}.{os.getpid()}.", suffix=".tmp", dir=target.parent)
     os.close(fd)
@@ -75,13 +78,13 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def write_text(target: str | os.PathLike, text: str) -> None:
-    with atomic_path(target) as tmp:
+def write_text(target: str | os.PathLike, text: str, make_parents: bool = True) -> None:
+    with atomic_path(target, make_parents) as tmp:
         tmp.write_text(text, encoding="utf-8")
 
 
-def write_json(target: str | os.PathLike, obj: Any) -> None:
-    write_text(target, json.dumps(obj, indent=2, sort_keys=False) + "\n")
+def write_json(target: str | os.PathLike, obj: Any, make_parents: bool = True) -> None:
+    write_text(target, json.dumps(obj, indent=2, sort_keys=False) + "\n", make_parents)
 
 
 def _umask() -> int:

@@ -17,7 +17,7 @@ from typing import Any
 import torch
 
 from .atomic import atomic_path
-from .errors import ConfigError
+from .errors import ConfigError, storage_errors
 
 log = logging.getLogger("cifar_sweep")
 CHECKPOINT_FILE = "checkpoint.pt"
@@ -28,7 +28,9 @@ class Checkpoints:
         self.path = Path(path)
 
     def save(self, state: dict[str, Any]) -> None:
-        with atomic_path(self.path) as tmp:
+        """Replace the checkpoint in one rename; a write that fails (a full disk, the run directory gone) is a
+        StorageError and leaves the last good checkpoint as it was."""
+        with storage_errors(self.path), atomic_path(self.path, make_parents=False) as tmp:
             torch.save(state, tmp)
 
     def load(self) -> dict[str, Any] | None:

@@ -1,5 +1,10 @@
 """Errors the user can fix. The app prints their message as one line and exits non-zero, no traceback."""
 
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+
 from hydra.errors import CompactHydraException
 
 
@@ -13,6 +18,38 @@ class DataError(UserError):
 
 class ConfigError(UserError):
     """A configuration value is invalid."""
+
+
+@contextlib.contextmanager
+def storage_errors(path) -> Iterator[None]:
+    """An OSError while writing `path` (a run's file) raised as a StorageError: one line, not a traceback."""
+    try:
+        yield
+    except OSError as error:
+        raise StorageError.writing(path, error) from None
+
+
+class StorageError(UserError):
+    """A file of the run could not be written (a full disk, a directory removed, no permission). What was
+    written before stays as it was: the last good record and checkpoint, from which a rerun continues."""
+
+    @classmethod
+    def writing(cls, path, error: OSError) -> StorageError:
+        import errno
+        from pathlib import Path
+
+        path = Path(path)
+        if not path.parent.is_dir():
+            return cls(
+                f"cannot write {path.name}: its directory {path.parent} is gone (removed while the run was "
+                f"writing?); rerun the same command to start the run again there"
+            )
+        reason = error.strerror or str(error)
+        code = errno.errorcode.get(error.errno, "")
+        return cls(
+            f"cannot write {path} ({reason}{', ' + code if code else ''}): the last good record and checkpoint "
+            f"there are intact; free some space (or fix the directory), then rerun the same command to continue"
+        )
 
 
 def find_user_error(error: BaseException) -> UserError | None:

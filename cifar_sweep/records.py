@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from . import atomic
+from .errors import storage_errors
 from .schema import BULKY_FIELDS, HEADLINE_FIELDS, METRICS_FILE, NETWORK_FILES, PLOT_FILE, RESULT_FILE, Status
 
 
@@ -53,7 +54,8 @@ class RunRecord:
         order += [k for k in self.fields if k not in HEADLINE_FIELDS and k not in BULKY_FIELDS]
         order += [k for k in BULKY_FIELDS if k in self.fields]
         clean = {key: _json_safe(self.fields[key]) for key in order}
-        atomic.write_json(self.run_dir / RESULT_FILE, clean)
+        with storage_errors(self.run_dir / RESULT_FILE):
+            atomic.write_json(self.run_dir / RESULT_FILE, clean, make_parents=False)
 
     def write_metrics(self, history: Sequence[dict]) -> None:
         if not history:
@@ -62,7 +64,8 @@ class RunRecord:
         writer = csv.DictWriter(buffer, fieldnames=list(history[0]), lineterminator="\n")
         writer.writeheader()
         writer.writerows(history)
-        atomic.write_text(self.run_dir / METRICS_FILE, buffer.getvalue())
+        with storage_errors(self.run_dir / METRICS_FILE):
+            atomic.write_text(self.run_dir / METRICS_FILE, buffer.getvalue(), make_parents=False)
 
     def write_plot(self, history: Sequence[dict], title: str) -> None:
         plot_accuracy(history, self.run_dir / PLOT_FILE, title)
@@ -72,8 +75,10 @@ class RunRecord:
         import pandas as pd
 
         frame = pd.DataFrame(rows)
-        atomic.write_text(self.run_dir / NETWORK_FILES[0], f"{heading}\n\n{frame.to_markdown(index=False)}\n")
-        atomic.write_text(self.run_dir / NETWORK_FILES[1], frame.to_csv(index=False))
+        with storage_errors(self.run_dir / NETWORK_FILES[0]):
+            table = f"{heading}\n\n{frame.to_markdown(index=False)}\n"
+            atomic.write_text(self.run_dir / NETWORK_FILES[0], table, make_parents=False)
+            atomic.write_text(self.run_dir / NETWORK_FILES[1], frame.to_csv(index=False), make_parents=False)
 
 
 def plot_accuracy(history: Sequence[dict], path: Path, title: str) -> None:
@@ -100,6 +105,6 @@ def plot_accuracy(history: Sequence[dict], path: Path, title: str) -> None:
     ax.legend(loc="lower right")
     ax.set_title(title, fontsize=9)
     fig.tight_layout()
-    with atomic.atomic_path(path) as tmp:
+    with storage_errors(path), atomic.atomic_path(path, make_parents=False) as tmp:
         fig.savefig(tmp, format="png")
     plt.close(fig)
