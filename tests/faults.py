@@ -15,6 +15,8 @@ The points (POINTS below), each a moment where the run's state changes:
                               from 1 (before the scheduler's step and the weight average's update)
     during_tta N              inside the final test-time-augmentation evaluation, right after its N-th
                               augmented pass (1: the test split, 2: the validation split), before any record
+    before_tell N             in an Optuna sweep, between the N-th launched trial's end and the sweeper
+                              telling Optuna how it ended
 
     python tests/faults.py while_writing result.json:3 -- data.root=... trainer.epochs=4
 """
@@ -129,11 +131,35 @@ def during_tta(value: str) -> None:
     train.evaluate = evaluate_then_maybe_die
 
 
+def before_tell(value: str) -> None:
+    """Killed in an Optuna sweep once the `value`-th launched trial has run (its run directory complete) and
+    before the sweeper tells Optuna how it ended: the trial is left RUNNING in the study.
+
+    Optuna's Study.tell is wrapped, not the sweeper: Hydra loads its plugins' modules afresh, so a class patched
+    here would not be the one that runs. Trials told without being launched (over budget) are not counted."""
+    import optuna
+
+    nth = int(value)
+    seen = 0
+    tell = optuna.study.Study.tell
+
+    def die_or_tell(self, trial, *args, **kwargs):
+        nonlocal seen
+        if isinstance(trial, optuna.Trial) and trial.user_attrs.get("launched"):
+            seen += 1
+            if seen == nth:
+                kill()
+        return tell(self, trial, *args, **kwargs)
+
+    optuna.study.Study.tell = die_or_tell
+
+
 POINTS = {
     "after_checkpoint": after_checkpoint,
     "while_writing": while_writing,
     "mid_epoch": mid_epoch,
     "during_tta": during_tta,
+    "before_tell": before_tell,
 }
 
 

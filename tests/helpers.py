@@ -33,7 +33,7 @@ def private_env(cache_dir: Path) -> dict:
 
 
 def cifar_sweep(
-    *args: str, env: dict, cwd: Path, module: bool = False, fault: tuple[str, int] | None = None
+    *args: str, env: dict, cwd: Path, module: bool = False, fault: tuple[str, int | str] | None = None
 ) -> subprocess.CompletedProcess:
     """The real `cifar-sweep` console script (or `python -m cifar_sweep`) in a subprocess.
 

@@ -107,6 +107,39 @@ def test_a_sweep_killed_mid_trial_is_resumed_and_the_trial_retried(tmp_path, app
     assert all(results[t.number]["status"] == "completed" for t in completed)
 
 
+def test_a_sweep_killed_between_a_trial_and_its_tell_tells_the_recorded_result(tmp_path, app_env, data_archive):
+    """The trial's run finished, Optuna never heard: the next sweep retries the trial in that run's directory,
+    finds it finished and tells its recorded objective, without training it again or touching the record."""
+    args = search(
+        tmp_path,
+        data_archive,
+        "trainer.epochs=1",
+        "hydra.sweeper.n_trials=2",
+        "hydra.sweeper.heartbeat_interval_s=1",
+        "hydra.sweeper.grace_period_s=2",
+    )
+    killed = cifar_sweep(*args, env=app_env, cwd=tmp_path, fault=("before_tell", 1))
+    assert killed.returncode == -9, killed.stderr[-3000:]
+    (untold,) = [t for t in study_in(tmp_path).get_trials() if t.state == optuna.trial.TrialState.RUNNING]
+    run_dir = tmp_path / "sweep" / str(untold.number)
+    record = json.loads((run_dir / "result.json").read_text())
+    assert record["status"] == "completed"
+    files = {path: path.read_bytes() for path in run_dir.rglob("*") if path.is_file()}
+    time.sleep(3)  # past the grace period: the killed sweep's heartbeat has stopped
+
+    resumed = cifar_sweep(*args, env=app_env, cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert "holds a finished run of this configuration" in resumed.stdout + resumed.stderr
+    trials = study_in(tmp_path).get_trials()
+    completed = [t for t in trials if t.state == optuna.trial.TrialState.COMPLETE]
+    assert len(completed) == 2  # none lost, none counted twice
+    (retry,) = [t for t in completed if t.user_attrs["run_dir"] == str(run_dir)]
+    assert retry.number != untold.number and retry.params == untold.params
+    assert retry.value == record["objective_value"]  # the recorded result, told
+    assert {path: path.read_bytes() for path in run_dir.rglob("*") if path.is_file()} == files  # not trained again
+    assert len(runs(tmp_path)) == 2  # two runs trained in all
+
+
 def test_pruning_stops_unpromising_trials(tmp_path, app_env, data_archive):
     # Every trial after the first two is compared with them after each epoch; the learning rates span
     # 0.003 to 0.1, so some trials fall behind and the median pruner stops them.
