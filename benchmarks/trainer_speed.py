@@ -1,22 +1,28 @@
-"""How fast does the trainer train, next to the course's loop and next to the bare model step?
+"""How fast does the trainer train, next to the course's loop, the bare model step, and the machine's peak?
 
 Measured side by side, in one process, on the same machine, interleaved over several rounds:
 
+  peak           the attainable arithmetic rate: a 2048x2048 matmul in float32 and in bf16
   (a) course     the tutorial's loop: a Dataset that makes a PIL image per sample (as
                  torchvision.datasets.CIFAR10 does), ToTensor + Normalize per sample, a shuffling
-                 DataLoader with the tutorial's 2 workers, then the step;
+                 DataLoader with the tutorial's 2 workers, then the step (float32, as the course has it);
   (b) trainer    the project's `train_one_epoch`: uint8 data on the device, batches as index slices
-                 of a permutation, normalised on the device, channels_last (+ bf16 on a GPU);
+                 of a permutation, normalised on the device, channels_last; in float32 and in bf16 autocast;
   (c) bare step  forward, loss, backward and optimizer step alone, on batches made beforehand,
                  with the trainer's layout and precision: the ceiling for any data pipeline.
 
-for the tutorial network at batch size 20 and a residual network of about 250,000 parameters at
-batch size 128. It prints images/s for each, the ratios b/a and b/c, and writes them as JSON.
+for the tutorial network at batch size 20, a residual network of about 250,000 parameters at batch size
+128 and `resnet9_early` (the CPU hour's network) at batch size 256. Each loop's images/s becomes operations
+per second with the project's own counts (cifar_sweep.costs: a training step's additions, multiplications
+and maximums per image), and a fraction of the peak of its precision. Written as JSON.
 
     python benchmarks/trainer_speed.py                       # CPU or GPU, whichever runtime.device=auto picks
     python benchmarks/trainer_speed.py --rounds 5 --out results.json
+    python benchmarks/trainer_speed.py --networks resnet9_early --compile   # + torch.compile'd bf16 trainer
 
-Targets on the CPU: b/a >= 3 for the tutorial network at batch size 20; b/c >= 0.9 for both.
+Targets on the CPU: b/a >= 3 for the tutorial network at batch size 20; b/c >= 0.9 for each network and
+precision; for resnet9_early, the bf16 trainer >= 1.8x the float32 trainer and its bare step >= 55% of the
+bf16 matmul peak.
 """
 
 from __future__ import annotations
@@ -41,11 +47,12 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from cifar_sweep.budget import count_params  # noqa: E402
+from cifar_sweep.costs import training_ops_per_image  # noqa: E402
 from cifar_sweep.data import (
     Split,  # noqa: E402
     load_cifar10,  # noqa: E402
 )
-from cifar_sweep.device import configure_backends, pick_autocast, pick_channels_last, pick_device  # noqa: E402
+from cifar_sweep.device import configure_backends, cpu_bf16_features, pick_channels_last, pick_device  # noqa: E402
 from cifar_sweep.models import ConvNet, TutorialNet  # noqa: E402
 from cifar_sweep.train import Normalize, Task, autocast, train_one_epoch  # noqa: E402
 
@@ -58,7 +65,35 @@ NETWORKS = {
         128,
         2_560,
     ),  # conf/model/resnet.yaml
+    "resnet9_early": (lambda: build_model("resnet9_early"), 256, 3_072),  # conf/model/resnet9_early.yaml
 }
+PRECISIONS = {"fp32": None, "bf16": torch.bfloat16}
+
+
+def build_model(option: str) -> nn.Module:
+    """A model of conf/model/, composed and instantiated as the app does."""
+    from hydra import compose, initialize_config_dir
+    from hydra.utils import instantiate
+
+    import cifar_sweep.config  # noqa: F401  (registers the schemas conf/ refers to)
+
+    with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
+        return instantiate(compose(config_name="config", overrides=[f"model={option}"]).model)
+
+
+def matmul_peak(dtype: torch.dtype, device: torch.device, size: int = 2048, seconds: float = 1.0) -> float:
+    """Operations per second (2 n^3 per product: n^3 multiplications, n^3 additions) of a square matmul."""
+    a = torch.randn(size, size, device=device).to(dtype)
+    b = torch.randn(size, size, device=device).to(dtype)
+    for _ in range(2):
+        a @ b
+    synchronize(device)
+    products, started = 0, time.perf_counter()
+    while time.perf_counter() - started < seconds:
+        a @ b
+        products += 1
+    synchronize(device)
+    return products * 2 * size**3 / (time.perf_counter() - started)
 
 
 class CourseCIFAR10(Dataset):
@@ -177,6 +212,10 @@ def main() -> None:
         "--data", default=os.environ.get("CIFAR10_ROOT", str(REPO.parent / "shared/data/cifar10-png.tar.gz"))
     )
     parser.add_argument("--networks", nargs="+", default=list(NETWORKS), choices=list(NETWORKS))
+    parser.add_argument("--no-course", action="store_true", help="leave out the course's loop")
+    parser.add_argument("--compile", action="store_true", help="also the trainer on a torch.compile'd model, bf16")
+    parser.add_argument("--batch-size", type=int, default=None, help="instead of each network's own")
+    parser.add_argument("--peak-seconds", type=float, default=1.0, help="time each matmul peak is measured for")
     parser.add_argument("--out", default=None, help="JSON file (default benchmarks/results/trainer_speed-DEVICE.json)")
     args = parser.parse_args()
 
@@ -185,13 +224,14 @@ def main() -> None:
     on_gpu = device.type == "cuda"
     channels_last = pick_channels_last("auto", device)  # what the trainer does by default
     scale = args.scale * (10 if on_gpu else 1)  # a GPU needs more images for a stable figure
+    peaks = {precision: [] for precision in PRECISIONS}
     results = []
     for name in args.networks:
         build, batch_size, count = NETWORKS[name]
+        batch_size = args.batch_size or batch_size
         count = max(int(count * scale) // batch_size, 8) * batch_size  # whole batches, at least 8
         images, labels, data_label = load_images(count, args.data)
         split = Split(images, labels).to(device)
-        settings = SimpleNamespace(batch_size=batch_size, autocast_dtype=pick_autocast("auto", device))
         fast_normalize = Normalize(MEAN, STD, device, channels_last=channels_last)
 
         def fresh(fast_layout: bool, build=build):
@@ -200,31 +240,61 @@ def main() -> None:
             model = build().to(device, memory_format=layout)
             return model, torch.optim.SGD(model.parameters(), lr=0.001, momentum=0.9), nn.CrossEntropyLoss()
 
-        speeds = {"course": [], "trainer": [], "bare_step": []}
+        model, optimizer, loss_fn = fresh(False)
+        sample = Normalize(MEAN, STD, torch.device("cpu"))(images[:batch_size])
+        ops_per_image = training_ops_per_image(model, optimizer, loss_fn, (sample, labels[:batch_size]))[0].total
+
+        loops = {} if args.no_course else {"course": None}
+        for precision in PRECISIONS:
+            loops[f"trainer_{precision}"] = loops[f"bare_step_{precision}"] = precision
+        if args.compile:
+            loops["trainer_bf16_compiled"] = "bf16"
+        speeds = {loop: [] for loop in loops}
         for round_ in range(args.rounds):
-            speeds["course"].append(time_course_loop(*fresh(False), images, labels, batch_size, device, args.workers))
-            speeds["trainer"].append(time_trainer(*fresh(True), split, settings, fast_normalize, device))
-            speeds["bare_step"].append(time_bare_step(*fresh(True), split, settings, fast_normalize, device))
+            for precision in PRECISIONS:
+                dtype = PRECISIONS[precision] or torch.float32
+                peaks[precision].append(matmul_peak(dtype, device, seconds=args.peak_seconds))
+            for loop, precision in loops.items():
+                settings = SimpleNamespace(batch_size=batch_size, autocast_dtype=PRECISIONS.get(precision))
+                if loop == "course":
+                    speed = time_course_loop(*fresh(False), images, labels, batch_size, device, args.workers)
+                elif loop.startswith("trainer"):
+                    model, optimizer, loss_fn = fresh(True)
+                    if loop.endswith("compiled"):
+                        model = torch.compile(model)
+                    speed = time_trainer(model, optimizer, loss_fn, split, settings, fast_normalize, device)
+                else:
+                    speed = time_bare_step(*fresh(True), split, settings, fast_normalize, device)
+                speeds[loop].append(speed)
             print(
                 f"  {name} round {round_ + 1}/{args.rounds}: "
                 + ", ".join(f"{k} {v[-1]:,.0f} img/s" for k, v in speeds.items()),
                 flush=True,
             )
         median = {k: statistics.median(v) for k, v in speeds.items()}
-        # Ratios within a round, then their median: the three loops of a round share the machine's
-        # mood (a noisy neighbour, a slower minute), which a ratio of separate medians would not cancel.
-        ratio = lambda a, b, speeds=speeds: statistics.median(x / y for x, y in zip(speeds[a], speeds[b]))
+        # Ratios within a round, then their median: the loops of a round share the machine's mood (a noisy
+        # neighbour, a slower minute), which a ratio of separate medians would not cancel.
+        ratio = lambda a, b, speeds=speeds: round(statistics.median(x / y for x, y in zip(speeds[a], speeds[b])), 3)
+        peak = {precision: statistics.median(values) for precision, values in peaks.items()}
+        ratios = {f"trainer_over_bare_step_{p}": ratio(f"trainer_{p}", f"bare_step_{p}") for p in PRECISIONS}
+        ratios["trainer_bf16_over_trainer_fp32"] = ratio("trainer_bf16", "trainer_fp32")
+        if "course" in speeds:
+            ratios["trainer_fp32_over_course"] = ratio("trainer_fp32", "course")
+        if "trainer_bf16_compiled" in speeds:
+            ratios["compiled_over_trainer_bf16"] = ratio("trainer_bf16_compiled", "trainer_bf16")
         results.append(
             {
                 "network": name,
                 "params": count_params(build()),
                 "batch_size": batch_size,
                 "images": count,
-                "course_images_per_s": round(median["course"], 1),
-                "trainer_images_per_s": round(median["trainer"], 1),
-                "bare_step_images_per_s": round(median["bare_step"], 1),
-                "trainer_over_course": round(ratio("trainer", "course"), 3),
-                "trainer_over_bare_step": round(ratio("trainer", "bare_step"), 3),
+                "training_ops_per_image": ops_per_image,
+                "images_per_s": {k: round(v, 1) for k, v in median.items()},
+                "ops_per_s": {k: round(v * ops_per_image) for k, v in median.items()},
+                "fraction_of_peak": {
+                    k: round(v * ops_per_image / peak[loops[k] or "fp32"], 3) for k, v in median.items()
+                },
+                **ratios,
                 "all_rounds": {k: [round(x, 1) for x in v] for k, v in speeds.items()},
                 "data": data_label,
             }
@@ -234,35 +304,50 @@ def main() -> None:
         "device": str(device),
         "gpu": torch.cuda.get_device_name(device) if on_gpu else None,
         "cpu": platform.processor() or platform.machine(),
+        "cpu_bf16": cpu_bf16_features() if not on_gpu else None,
         "cpu_count": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
         "torch": torch.__version__,
-        "autocast": str(pick_autocast("auto", device)),
         "channels_last": channels_last,
         "course_loader_workers": args.workers,
         "rounds": args.rounds,
+        "matmul_peak_ops_per_s": {p: round(statistics.median(v)) for p, v in peaks.items()},
+        "all_peaks": {p: [round(x) for x in v] for p, v in peaks.items()},
     }
     report = {
         "benchmark": "trainer_speed",
         "machine": machine,
         "results": results,
-        "targets": {"tutorial trainer/course": 3.0, "trainer/bare_step": 0.9} if not on_gpu else None,
+        "targets": None
+        if on_gpu
+        else {
+            "tutorial trainer_fp32/course": 3.0,
+            "trainer/bare_step": 0.9,
+            "resnet9_early trainer_bf16/trainer_fp32": 1.8,
+            "resnet9_early bare_step_bf16 fraction of the bf16 peak": 0.55,
+        },
     }
     out = Path(args.out or REPO / "benchmarks" / "results" / f"trainer_speed-{device.type}.json")
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=2) + "\n")
-
-    print(
-        f"\n{'network':<12} {'batch':>5} {'course (a)':>11} {'trainer (b)':>12} {'bare step (c)':>14} "
-        f"{'b/a':>6} {'b/c':>6}   images/s on {device}"
-    )
-    for r in results:
-        print(
-            f"{r['network']:<12} {r['batch_size']:>5} {r['course_images_per_s']:>11,.0f} "
-            f"{r['trainer_images_per_s']:>12,.0f} {r['bare_step_images_per_s']:>14,.0f} "
-            f"{r['trainer_over_course']:>6.2f} {r['trainer_over_bare_step']:>6.2f}"
-        )
+    print_table(report)
     print(f"written to {out}")
+
+
+def print_table(report: dict) -> None:
+    peak = report["machine"]["matmul_peak_ops_per_s"]
+    print(
+        f"\nmatmul peak on {report['machine']['device']}: "
+        + ", ".join(f"{p} {v / 1e9:,.0f} Gop/s" for p, v in peak.items())
+    )
+    print(f"{'network':<14} {'batch':>5} {'loop':<22} {'images/s':>9} {'Gop/s':>7} {'of peak':>8}")
+    for r in report["results"]:
+        for loop, speed in r["images_per_s"].items():
+            print(
+                f"{r['network']:<14} {r['batch_size']:>5} {loop:<22} {speed:>9,.0f} "
+                f"{r['ops_per_s'][loop] / 1e9:>7,.1f} {r['fraction_of_peak'][loop]:>8.1%}"
+            )
+        print("  " + ", ".join(f"{k} {v}" for k, v in r.items() if k.startswith(("trainer_", "compiled_"))))
 
 
 if __name__ == "__main__":

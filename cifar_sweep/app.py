@@ -31,7 +31,7 @@ from .checkpoint import Checkpoints
 from .config import check_ranges, trainer_config
 from .console import format_per_class
 from .data import CIFAR10, load_cifar10
-from .device import Runtime, describe_hardware
+from .device import Runtime, describe_hardware, describe_precision
 from .errors import ConfigError, RunFailed, StorageError, find_user_error, one_line
 from .private_apis import hydra_args_parser
 from .records import RunRecord
@@ -181,6 +181,7 @@ def train_and_record(cfg: DictConfig, record: RunRecord) -> float | list | None:
     data = load_data(cfg.data)
     task = build_task(cfg, data, runtime)
     log.info("model %s: %s parameters; device %s", record.fields["choices"].get("model"), f"{params:,}", runtime.device)
+    log.info("precision: %s", describe_precision(runtime, str(cfg.runtime.amp)))
     uncounted = measure_costs(task, cfg.data, record, params)
     if runtime.compile:
         task.model = torch.compile(task.model)  # shares the parameters, and so the optimizer, with the model

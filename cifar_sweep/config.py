@@ -37,7 +37,7 @@ class TestTimeAugmentation(str, Enum):
 class Amp(str, Enum):
     __str__ = str.__str__  # the plain value, in messages and files
 
-    auto = "auto"  # bf16 autocast where the device computes it fast (a GPU with bf16), float32 elsewhere
+    auto = "auto"  # bf16 autocast where the device computes it natively (a GPU; AVX-512 BF16 or AMX), else float32
     bf16 = "bf16"
     off = "off"
 

@@ -49,7 +49,12 @@ class Runtime:
 
     def describe(self) -> dict:
         """result.json's `speed`: what this run used."""
-        return {"channels_last": self.channels_last, "autocast": str(self.autocast_dtype), "compile": self.compile}
+        return {
+            "channels_last": self.channels_last,
+            "autocast": str(self.autocast_dtype),
+            "compile": self.compile,
+            "cpu_bf16": cpu_bf16_features() if self.device.type == "cpu" else None,
+        }
 
 
 def switch(key: str, value) -> bool | str:
@@ -91,13 +96,42 @@ def pick_channels_last(value, device: torch.device) -> bool:
 
 
 def pick_autocast(value: str, device: torch.device) -> torch.dtype | None:
+    """bf16 autocast, or None for float32. `auto`: bf16 where the device computes it natively (a GPU with
+    bf16; a CPU with AVX-512 BF16 or AMX, where oneDNN runs bf16 convolutions and matmuls about twice as
+    fast as float32: benchmarks/trainer_speed.py), float32 elsewhere, where emulated bf16 would be slower."""
     if value == "auto":
-        return torch.bfloat16 if device.type == "cuda" and torch.cuda.is_bf16_supported() else None
+        if device.type == "cuda":
+            return torch.bfloat16 if torch.cuda.is_bf16_supported() else None
+        return torch.bfloat16 if device.type == "cpu" and cpu_bf16_features() else None
     if value == "bf16":
         return torch.bfloat16
     if value == "off":
         return None
-    raise ConfigError(f"runtime.amp={value} must be auto (bf16 on a GPU that has it), bf16 or off")
+    raise ConfigError(f"runtime.amp={value} must be auto (bf16 where the device has it natively), bf16 or off")
+
+
+def cpu_bf16_features() -> list[str]:
+    """The processor's native bf16 instruction sets, from the kernel's CPU flags (Linux); [] elsewhere."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            flags = next((line.split(":", 1)[1].split() for line in f if line.startswith("flags")), [])
+    except OSError:
+        return []
+    return [flag for flag in BF16_FLAGS if flag in flags]
+
+
+BF16_FLAGS = ("amx_bf16", "avx512_bf16")
+
+
+def describe_precision(runtime: Runtime, amp: str) -> str:
+    """One line for the console: the precision in use and why."""
+    if runtime.autocast_dtype is None:
+        why = "runtime.amp=off" if amp == "off" else f"no native bf16 on {runtime.device.type}"
+        return f"float32 ({why})"
+    if amp == "bf16":
+        return "bf16 autocast (runtime.amp=bf16); weights, optimizer state and loss in float32"
+    native = ", ".join(cpu_bf16_features()) if runtime.device.type == "cpu" else "the GPU's"
+    return f"bf16 autocast (native bf16: {native}); weights, optimizer state and loss in float32"
 
 
 def describe_hardware(device: torch.device) -> dict:

@@ -531,7 +531,7 @@ def train_one_epoch(
             images = augment.normalised(images)
         with autocast(device, task.autocast_dtype):
             logits = model(images)
-            loss = loss_fn(logits, labels)
+        loss = loss_fn(logits.float(), labels)  # the loss in float32 whatever the model computed in
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()

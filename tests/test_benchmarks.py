@@ -20,6 +20,8 @@ def test_trainer_speed_benchmark_runs_and_writes_its_json(tmp_path):
             "1",
             "--scale",
             "0.02",
+            "--peak-seconds",
+            "0.1",
             "--data",
             str(tmp_path / "none"),
             "--out",
@@ -31,9 +33,16 @@ def test_trainer_speed_benchmark_runs_and_writes_its_json(tmp_path):
     )
     assert done.returncode == 0, done.stderr[-2000:]
     report = json.loads(out.read_text())
-    assert [r["network"] for r in report["results"]] == ["tutorial", "resnet_250k"]
+    assert [r["network"] for r in report["results"]] == ["tutorial", "resnet_250k", "resnet9_early"]
+    peak = report["machine"]["matmul_peak_ops_per_s"]
+    assert peak["fp32"] > 0 and peak["bf16"] > 0
     for result in report["results"]:
-        assert result["trainer_images_per_s"] > 0 and result["course_images_per_s"] > 0
-        ratio = result["trainer_images_per_s"] / result["course_images_per_s"]
-        assert abs(result["trainer_over_course"] - ratio) < 0.01 * ratio
+        speed = result["images_per_s"]
+        assert set(speed) == {"course", "trainer_fp32", "bare_step_fp32", "trainer_bf16", "bare_step_bf16"}
+        assert all(value > 0 for value in speed.values())
+        ratio = speed["trainer_fp32"] / speed["course"]
+        assert abs(result["trainer_fp32_over_course"] - ratio) < 0.01 * ratio  # one round: the ratio of the two
+        ops = result["training_ops_per_image"]
+        assert result["ops_per_s"]["trainer_bf16"] == round(speed["trainer_bf16"] * ops)
+        assert abs(result["fraction_of_peak"]["trainer_bf16"] - speed["trainer_bf16"] * ops / peak["bf16"]) < 1e-3
     assert report["results"][1]["params"] == 248_778

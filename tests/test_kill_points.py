@@ -58,6 +58,7 @@ RUN = (
 VARIANTS = {  # the overrides after RUN's
     "": (),
     "without_tta": ("trainer.tta=none",),  # no final evaluation: the record comes from the checkpoint alone
+    "bf16": ("runtime.amp=bf16",),  # bf16 autocast forced, on any processor (auto picks it where it is native)
     # its plateau rule stops it after epoch 2 of 3 (the loss never falls by 90% in an epoch)
     "stopped": ("trainer.epochs=3", "trainer.stop_on_plateau=true", "trainer.plateau_patience=1")
     + ("trainer.plateau_min_delta=0.9",),
@@ -93,8 +94,9 @@ KILLS = [
     Kill("while_writing", "metrics.csv:4", 2, 2),  # result.json holds the final evaluation's accuracies, unfinished
     Kill("while_writing", "accuracy.png", 2, 2),  # the records complete, the plot not drawn
     Kill("while_writing", "result.json:7", 2, 2),  # all done but the status completed
-    # The other writes, and the final evaluation's second pass, leave one of the states above. Two other runs:
+    # The other writes, and the final evaluation's second pass, leave one of the states above. Other runs:
     Kill("after_checkpoint", "2", 2, 2, "without_tta"),  # the record rewritten from the checkpoint alone
+    Kill("mid_epoch", "9", 1, 1, "bf16"),  # the bf16 path resumes as exactly as the float32 one
     Kill("during_tta", "1", 2, 2, "stopped"),  # a run stopped early: its rerun must not train on
 ]
 
