@@ -275,7 +275,6 @@ def main() -> None:
         # Ratios within a round, then their median: the loops of a round share the machine's mood (a noisy
         # neighbour, a slower minute), which a ratio of separate medians would not cancel.
         ratio = lambda a, b, speeds=speeds: round(statistics.median(x / y for x, y in zip(speeds[a], speeds[b])), 3)
-        peak = {precision: statistics.median(values) for precision, values in peaks.items()}
         ratios = {f"trainer_over_bare_step_{p}": ratio(f"trainer_{p}", f"bare_step_{p}") for p in PRECISIONS}
         ratios["trainer_bf16_over_trainer_fp32"] = ratio("trainer_bf16", "trainer_fp32")
         if "course" in speeds:
@@ -291,15 +290,19 @@ def main() -> None:
                 "training_ops_per_image": ops_per_image,
                 "images_per_s": {k: round(v, 1) for k, v in median.items()},
                 "ops_per_s": {k: round(v * ops_per_image) for k, v in median.items()},
-                "fraction_of_peak": {
-                    k: round(v * ops_per_image / peak[loops[k] or "fp32"], 3) for k, v in median.items()
-                },
+                "precision": {loop: precision or "fp32" for loop, precision in loops.items()},
                 **ratios,
                 "all_rounds": {k: [round(x, 1) for x in v] for k, v in speeds.items()},
                 "data": data_label,
             }
         )
 
+    # Each loop's share of its precision's peak, the peak measured over every round of every network.
+    peak = {precision: statistics.median(values) for precision, values in peaks.items()}
+    for result in results:
+        result["fraction_of_peak"] = {
+            loop: round(ops / peak[result["precision"][loop]], 3) for loop, ops in result["ops_per_s"].items()
+        }
     machine = {
         "device": str(device),
         "gpu": torch.cuda.get_device_name(device) if on_gpu else None,
@@ -311,7 +314,7 @@ def main() -> None:
         "channels_last": channels_last,
         "course_loader_workers": args.workers,
         "rounds": args.rounds,
-        "matmul_peak_ops_per_s": {p: round(statistics.median(v)) for p, v in peaks.items()},
+        "matmul_peak_ops_per_s": {p: round(v) for p, v in peak.items()},
         "all_peaks": {p: [round(x) for x in v] for p, v in peaks.items()},
     }
     report = {

@@ -43,6 +43,7 @@ def test_trainer_speed_benchmark_runs_and_writes_its_json(tmp_path):
         ratio = speed["trainer_fp32"] / speed["course"]
         assert abs(result["trainer_fp32_over_course"] - ratio) < 0.01 * ratio  # one round: the ratio of the two
         ops = result["training_ops_per_image"]
-        assert result["ops_per_s"]["trainer_bf16"] == round(speed["trainer_bf16"] * ops)
-        assert abs(result["fraction_of_peak"]["trainer_bf16"] - speed["trainer_bf16"] * ops / peak["bf16"]) < 1e-3
+        ops_per_s = result["ops_per_s"]["trainer_bf16"]  # from the unrounded images/s: equal to 0.1 image/s
+        assert abs(ops_per_s - speed["trainer_bf16"] * ops) <= 0.1 * ops
+        assert abs(result["fraction_of_peak"]["trainer_bf16"] - ops_per_s / peak["bf16"]) <= 1e-3
     assert report["results"][1]["params"] == 248_778
