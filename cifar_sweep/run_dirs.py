@@ -15,7 +15,7 @@ things are or how to compute them rather than what is computed (NOT_COMPARED): a
 machine, with the data elsewhere, on a GPU or by another trial of the same search, is the same run.
 
 Who checks: a single run's directory is checked by RunDirGuard, a Hydra callback that runs before Hydra
-writes its .hydra/ files and log there; each job of a multirun by the sweepers (cifar_basic, cifar_optuna)
+writes its .hydra/ files and log there; each job of a multirun by the sweepers (hydra_plugins: basic, cifar_optuna)
 before the first job is launched; and every run once more by the app (for any other sweeper or launcher).
 Nothing here imports torch.
 """
