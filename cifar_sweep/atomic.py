@@ -78,13 +78,13 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def write_text(target: str | os.PathLike, text: str, make_parents: bool = True) -> None:
-    with atomic_path(target, make_parents) as tmp:
+def write_text(target: str | os.PathLike, text: str) -> None:
+    with atomic_path(target) as tmp:
         tmp.write_text(text, encoding="utf-8")
 
 
-def write_json(target: str | os.PathLike, obj: Any, make_parents: bool = True) -> None:
-    write_text(target, json.dumps(obj, indent=2, sort_keys=False) + "\n", make_parents)
+def write_json(target: str | os.PathLike, obj: Any) -> None:
+    write_text(target, json.dumps(obj, indent=2, sort_keys=False) + "\n")
 
 
 def _umask() -> int:

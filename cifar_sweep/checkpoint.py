@@ -16,8 +16,8 @@ from typing import Any
 
 import torch
 
-from .atomic import atomic_path
-from .errors import ConfigError, storage_errors
+from .errors import ConfigError
+from .records import run_file
 
 log = logging.getLogger("cifar_sweep")
 CHECKPOINT_FILE = "checkpoint.pt"
@@ -30,7 +30,7 @@ class Checkpoints:
     def save(self, state: dict[str, Any]) -> None:
         """Replace the checkpoint in one rename; a write that fails (a full disk, the run directory gone) is a
         StorageError and leaves the last good checkpoint as it was."""
-        with storage_errors(self.path), atomic_path(self.path, make_parents=False) as tmp:
+        with run_file(self.path) as tmp:
             torch.save(state, tmp)
 
     def load(self) -> dict[str, Any] | None:

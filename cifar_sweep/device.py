@@ -6,6 +6,7 @@ its switches into decisions, `apply` sets the backends, `describe` is what resul
 
 from __future__ import annotations
 
+import functools
 import os
 import platform
 from dataclasses import dataclass
@@ -53,7 +54,7 @@ class Runtime:
             "channels_last": self.channels_last,
             "autocast": str(self.autocast_dtype),
             "compile": self.compile,
-            "cpu_bf16": cpu_bf16_features() if self.device.type == "cpu" else None,
+            "cpu_bf16": list(cpu_bf16_features()) if self.device.type == "cpu" else None,
         }
 
 
@@ -110,14 +111,16 @@ def pick_autocast(value: str, device: torch.device) -> torch.dtype | None:
     raise ConfigError(f"runtime.amp={value} must be auto (bf16 where the device has it natively), bf16 or off")
 
 
-def cpu_bf16_features() -> list[str]:
-    """The processor's native bf16 instruction sets, from the kernel's CPU flags (Linux); [] elsewhere."""
+@functools.cache
+def cpu_bf16_features() -> tuple[str, ...]:
+    """The processor's native bf16 instruction sets, from the kernel's CPU flags (Linux); () elsewhere. Read once:
+    the choice of precision, the console line and result.json all ask."""
     try:
         with open("/proc/cpuinfo") as f:
             flags = next((line.split(":", 1)[1].split() for line in f if line.startswith("flags")), [])
     except OSError:
-        return []
-    return [flag for flag in BF16_FLAGS if flag in flags]
+        return ()
+    return tuple(flag for flag in BF16_FLAGS if flag in flags)
 
 
 BF16_FLAGS = ("amx_bf16", "avx512_bf16")

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 from collections.abc import Iterator
+from pathlib import Path
 
 from hydra.errors import CompactHydraException
 
@@ -35,9 +37,6 @@ class StorageError(UserError):
 
     @classmethod
     def writing(cls, path, error: OSError) -> StorageError:
-        import errno
-        from pathlib import Path
-
         path = Path(path)
         if not path.parent.is_dir():
             return cls(

@@ -7,11 +7,13 @@ the middle still says how far it got; it reads "completed" (or "failed" with the
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
+import json
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -36,6 +38,20 @@ def _json_safe(value: Any) -> Any:
     return value
 
 
+@contextlib.contextmanager
+def run_file(path: Path) -> Iterator[Path]:
+    """Where one of the run's files is written (atomic.atomic_path): only into the run directory as it is, never
+    one made again behind the user's back, and a write that fails (a full disk, the directory gone) a StorageError,
+    one line, the previous version of the file left as it was."""
+    with storage_errors(path), atomic.atomic_path(path, make_parents=False) as tmp:
+        yield tmp
+
+
+def write_run_file(path: Path, text: str) -> None:
+    with run_file(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+
+
 class RunRecord:
     """The record of one run; `update` merges fields and rewrites result.json atomically."""
 
@@ -54,8 +70,7 @@ class RunRecord:
         order += [k for k in self.fields if k not in HEADLINE_FIELDS and k not in BULKY_FIELDS]
         order += [k for k in BULKY_FIELDS if k in self.fields]
         clean = {key: _json_safe(self.fields[key]) for key in order}
-        with storage_errors(self.run_dir / RESULT_FILE):
-            atomic.write_json(self.run_dir / RESULT_FILE, clean, make_parents=False)
+        write_run_file(self.run_dir / RESULT_FILE, json.dumps(clean, indent=2) + "\n")
 
     def write_metrics(self, history: Sequence[dict]) -> None:
         if not history:
@@ -64,8 +79,7 @@ class RunRecord:
         writer = csv.DictWriter(buffer, fieldnames=list(history[0]), lineterminator="\n")
         writer.writeheader()
         writer.writerows(history)
-        with storage_errors(self.run_dir / METRICS_FILE):
-            atomic.write_text(self.run_dir / METRICS_FILE, buffer.getvalue(), make_parents=False)
+        write_run_file(self.run_dir / METRICS_FILE, buffer.getvalue())
 
     def write_plot(self, history: Sequence[dict], title: str) -> None:
         plot_accuracy(history, self.run_dir / PLOT_FILE, title)
@@ -75,10 +89,8 @@ class RunRecord:
         import pandas as pd
 
         frame = pd.DataFrame(rows)
-        with storage_errors(self.run_dir / NETWORK_FILES[0]):
-            table = f"{heading}\n\n{frame.to_markdown(index=False)}\n"
-            atomic.write_text(self.run_dir / NETWORK_FILES[0], table, make_parents=False)
-            atomic.write_text(self.run_dir / NETWORK_FILES[1], frame.to_csv(index=False), make_parents=False)
+        write_run_file(self.run_dir / NETWORK_FILES[0], f"{heading}\n\n{frame.to_markdown(index=False)}\n")
+        write_run_file(self.run_dir / NETWORK_FILES[1], frame.to_csv(index=False))
 
 
 def plot_accuracy(history: Sequence[dict], path: Path, title: str) -> None:
@@ -105,6 +117,6 @@ def plot_accuracy(history: Sequence[dict], path: Path, title: str) -> None:
     ax.legend(loc="lower right")
     ax.set_title(title, fontsize=9)
     fig.tight_layout()
-    with storage_errors(path), atomic.atomic_path(path, make_parents=False) as tmp:
+    with run_file(path) as tmp:
         fig.savefig(tmp, format="png")
     plt.close(fig)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from cifar_sweep import atomic, checkpoint
+from cifar_sweep import atomic
 from cifar_sweep.checkpoint import Checkpoints
 
 RUN = (
@@ -34,7 +34,7 @@ def numbers(run_dir: Path) -> list[tuple]:
 def fail_the_write(monkeypatch, name: str, nth: int, before=None) -> None:
     """The nth atomic write of a file called `name` fails with a full disk once its temporary file is written
     (or, with `before`, calls it first: e.g. to remove the run directory). Installed where the run's writers
-    find atomic_path: the atomic module (result.json, metrics.csv, the plot) and the checkpoint module."""
+    find atomic_path: the atomic module, through records.run_file (every file of the run, checkpoint included)."""
     real = atomic.atomic_path
     seen = []
 
@@ -50,7 +50,6 @@ def fail_the_write(monkeypatch, name: str, nth: int, before=None) -> None:
                 raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
     monkeypatch.setattr(atomic, "atomic_path", failing)
-    monkeypatch.setattr(checkpoint, "atomic_path", failing)
 
 
 @pytest.mark.parametrize(

@@ -13,6 +13,7 @@ from __future__ import annotations
 import itertools
 import logging
 import sys
+from pathlib import Path
 from typing import Any
 
 from hydra.core.override_parser.overrides_parser import OverridesParser
@@ -44,7 +45,7 @@ class CifarBasicSweeper(Sweeper):
     def sweep(self, arguments: list[str]) -> Any:
         jobs = self.every_combination([f"{k}={v}" for k, v in self.params.items()] + list(arguments))
         finished = self.prepare(jobs)
-        sweep_dir = run_dirs.job_dir(self.config.copy(), 0).parent
+        sweep_dir = Path(self.config.hydra.sweep.dir)
         sweep_dir.mkdir(parents=True, exist_ok=True)
         OmegaConf.save(self.config, sweep_dir / "multirun.yaml")
         returns = []
