@@ -19,7 +19,6 @@ from typing import Any
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.plugins import Plugins
 from hydra.core.utils import JobReturn, JobStatus
-from hydra.errors import CompactHydraException
 from hydra.plugins.sweeper import Sweeper
 from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig, OmegaConf
@@ -61,12 +60,13 @@ class CifarBasicSweeper(Sweeper):
         values: dict[str, list[str]] = {}
         for override in parser.parse_overrides(arguments):
             key = override.get_key_element()
-            if override.is_sweep_override() and not override.is_discrete_sweep():
-                raise CompactHydraException(
-                    f"cifar-sweep: error: {override.input_line}: a range of real numbers cannot be listed as jobs; "
-                    f"give the values (a,b,c or range(start,stop,step) of integers), or search it with "
-                    f"hydra/sweeper=cifar_optuna"
+            if override.is_sweep_override() and not override.is_discrete_sweep():  # one line, as prepare()'s
+                print(
+                    f"cifar-sweep: error: {override.input_line}: an interval cannot be listed as jobs; give the "
+                    f"values (a,b,c or range(start,stop,step)), or search it with hydra/sweeper=cifar_optuna",
+                    file=sys.stderr,
                 )
+                raise SystemExit(1)
             if override.is_sweep_override():
                 values[key] = [f"{key}={value}" for value in override.sweep_string_iterator()]
             else:
