@@ -70,7 +70,7 @@ NETWORKS = {
 PRECISIONS = {"fp32": None, "bf16": torch.bfloat16}
 
 
-def build_model(option: str) -> nn.Module:
+def build_model(option: str, *overrides: str) -> nn.Module:
     """A model of conf/model/, composed and instantiated as the app does."""
     from hydra import compose, initialize_config_dir
     from hydra.utils import instantiate
@@ -78,7 +78,7 @@ def build_model(option: str) -> nn.Module:
     import cifar_sweep.config  # noqa: F401  (registers the schemas conf/ refers to)
 
     with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
-        return instantiate(compose(config_name="config", overrides=[f"model={option}"]).model)
+        return instantiate(compose(config_name="config", overrides=[f"model={option}", *overrides]).model)
 
 
 def matmul_peak(dtype: torch.dtype, device: torch.device, size: int = 2048, seconds: float = 1.0) -> float:

@@ -121,6 +121,7 @@ class ConvNetConfig:
     batch_norm: bool = True
     downsample: Any = "max"
     dropout: float = 0.0
+    pool_before_norm: bool = False
     stem: Optional[int] = None
     head: str = "gap"
     fc: List[int] = field(default_factory=list)

@@ -43,6 +43,13 @@ NOT_COMPARED = (
     "runtime.",  # where and how fast: device, precision, memory layout, compile
     "trial.",  # which trial of which search runs it: a retried trial continues its predecessor's run
 )
+# Keys added after runs were recorded without them, with the value that computes what those runs did: a
+# record that lacks one of these keys matches a config holding that value (a run of an older version
+# continues, or is reported finished, under a newer one). A new key that changes behaviour by default
+# does not belong here.
+ADDED_KEYS = {
+    "model.pool_before_norm": False,
+}
 FINISHED = (Status.COMPLETED, Status.DIVERGED, Status.PRUNED)
 HYDRA_FILES = (".hydra", LOG_FILE)  # what Hydra writes in a job's directory before the job starts
 SHOWN_DIFFERENCES = 4
@@ -91,6 +98,9 @@ def differences(recorded: dict, current: dict) -> list[str]:
     class changed (another model, optimizer...) is one entry."""
     old, new = _flatten(recorded), _flatten(current)
     absent = "(absent)"
+    for key, value in ADDED_KEYS.items():
+        if key in new and key not in old and new[key] == value:
+            old[key] = value
     keys = [key for key in [*new, *(key for key in old if key not in new)] if not _ignored(key)]
     differ = [key for key in keys if old.get(key, absent) != new.get(key, absent)]
     replaced = {key.rsplit(".", 1)[0] for key in differ if key.endswith("._target_")}

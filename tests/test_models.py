@@ -60,3 +60,28 @@ def test_resnet_parameter_counts(widths, blocks):
 def test_resnet_rejects_mismatched_stages():
     with pytest.raises(ConfigError, match="model.blocks has 3 entries for 2 stages"):
         resnet([16, 32], [3, 3, 3])
+
+
+def test_pool_before_norm_moves_the_pool_between_conv_and_norm_and_keeps_the_function_of_a_relu_net():
+    kwargs = dict(stem=4, widths=[8, 8, 16], block=["conv", "residual", "stack3x3"], downsample=["max", "none", "max"])
+    default = ConvNet(**kwargs)
+    pooled_first = ConvNet(**kwargs, pool_before_norm=True)
+    assert count_params(pooled_first) == count_params(default)
+    # the same parameters in the same order (batch norm's names shift by one place)
+    pooled_first.load_state_dict(dict(zip(pooled_first.state_dict(), default.state_dict().values())))
+    unit = pooled_first.features[1][0]  # stage 1 (features[0] is the stem)
+    assert [type(m) for m in unit] == [torch.nn.Conv2d, torch.nn.MaxPool2d, torch.nn.BatchNorm2d, torch.nn.ReLU]
+    assert isinstance(pooled_first.features[3][0][-1][1], torch.nn.MaxPool2d)  # the stack's last conv unit
+    # in evaluation mode batch norm is a per-channel affine map; with a positive scale it commutes with max
+    # pooling, as ReLU does: the two orders compute the same function
+    for net in (default, pooled_first):
+        net.eval()
+    images = torch.randn(3, 3, 32, 32)
+    assert torch.allclose(default(images), pooled_first(images), atol=1e-5)
+    pooled_first.train()
+    assert not torch.allclose(default.train()(images), pooled_first(images), atol=1e-3)  # batch statistics differ
+
+
+def test_pool_before_norm_needs_a_conv_before_the_pool():
+    with pytest.raises(ConfigError, match="pool_before_norm=true needs a conv .*stage 1 ends in a residual"):
+        ConvNet(widths=[8, 8], block="residual", downsample="max", pool_before_norm=True)

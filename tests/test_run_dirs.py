@@ -158,3 +158,11 @@ def test_a_multirun_again_runs_only_what_is_left(tmp_path, app_env, data_archive
     assert other.returncode == 1
     assert other.stderr.strip().count("\n") == 0 and "job 0: " in other.stderr and "optimizer.lr" in other.stderr
     assert snapshot(tmp_path / "M") == everything  # refused before any job started, multirun.yaml included
+
+
+def test_a_key_added_later_at_its_old_behaviour_is_no_difference():
+    recorded = {"model": {"_target_": "cifar_sweep.models.ConvNet", "widths": [8]}}
+    current = {"model": {"_target_": "cifar_sweep.models.ConvNet", "widths": [8], "pool_before_norm": False}}
+    assert run_dirs.differences(recorded, current) == []
+    current["model"]["pool_before_norm"] = True
+    assert run_dirs.differences(recorded, current) == ["model.pool_before_norm ((absent) -> true)"]

@@ -10,7 +10,12 @@ A stage is `blocks[i]` blocks of width `widths[i]`; `block` (one name, or one pe
 Every convolution is followed by batch norm (when `batch_norm`) and the activation. After each
 stage comes `downsample` (one name, or one per stage; a single name skips the last stage):
 max or avg (2x2 pooling), stride (the next stage's first convolution strides by 2) or none;
-then dropout (`dropout`, when > 0).
+then dropout (`dropout`, when > 0). With `pool_before_norm`, a max or avg pooling moves between the stage's
+last convolution and its batch norm (conv -> pool -> norm -> activation, as airbench orders it): the
+same parameters, but batch norm and the activation see a quarter of the pixels, which on a CPU saves
+a large share of the step (they are memory-bound, unlike the convolutions). Max pooling commutes with
+a monotone activation (ReLU), so the network then differs from the default one only in batch norm's
+statistics.
 """
 
 from __future__ import annotations
@@ -107,6 +112,7 @@ class ConvNet(nn.Module):
         batch_norm: bool = True,
         downsample: str | Sequence[str] = "max",
         dropout: float = 0.0,
+        pool_before_norm: bool = False,
         stem: int | None = None,
         head: str = "gap",
         fc: Sequence[int] = (),
@@ -137,7 +143,11 @@ class ConvNet(nn.Module):
                 channels = width
             stride_next = 1
             if down in ("max", "avg"):
-                stage.append(nn.MaxPool2d(2) if down == "max" else nn.AvgPool2d(2))
+                pool = nn.MaxPool2d(2) if down == "max" else nn.AvgPool2d(2)
+                if pool_before_norm:
+                    _last_conv_unit(stage[-1], kind, index).insert(1, pool)
+                else:
+                    stage.append(pool)
                 size = _halve(size, index)
             elif down == "stride":
                 stride_next = 2
@@ -181,6 +191,18 @@ def _classifier(
         features = units
     layers.append(nn.Linear(features, num_classes))
     return nn.Sequential(*layers)
+
+
+def _last_conv_unit(block: nn.Module, kind: str, stage: int) -> nn.Sequential:
+    """The conv -> [norm] -> [activation] unit that ends a conv or stack3x3 block (where a pool can go first)."""
+    if kind == "conv":
+        return block
+    if kind == "stack3x3":
+        return block[-1]
+    raise ConfigError(
+        f"model.pool_before_norm=true needs a conv or stack3x3 block before each pooling, but stage {stage + 1} "
+        f"ends in a {kind} block: set model.pool_before_norm=false, or pool after a conv stage"
+    )
 
 
 # ------------------------------------------------------------------ validation: one line naming the key
