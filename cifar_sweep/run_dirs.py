@@ -40,6 +40,7 @@ NOT_COMPARED = (
     "data.root",
     "data.cache_dir",
     "data.download",
+    "data.test_batch_size",  # evaluation in inference mode: the batch changes the speed (predictions: rounding only)
     "runtime.",  # where and how fast: device, precision, memory layout, compile
     "trial.",  # which trial of which search runs it: a retried trial continues its predecessor's run
 )
