@@ -181,8 +181,10 @@ def train_and_record(cfg: DictConfig, record: RunRecord) -> float | list | None:
     data = load_data(cfg.data)
     task = build_task(cfg, data, runtime)
     log.info("model %s: %s parameters; device %s", record.fields["choices"].get("model"), f"{params:,}", runtime.device)
-    log.info("precision: %s", describe_precision(runtime, str(cfg.runtime.amp)))
     uncounted = measure_costs(task, cfg.data, record, params)
+    runtime.keep_float32_for_small_batches(str(cfg.runtime.amp), task.eval_ops_per_image.total * cfg.data.batch_size)
+    task.autocast_dtype = runtime.autocast_dtype
+    log.info("precision: %s", describe_precision(runtime, str(cfg.runtime.amp)))
     if runtime.compile:
         task.model = torch.compile(task.model)  # shares the parameters, and so the optimizer, with the model
     record.update(
