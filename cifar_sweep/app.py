@@ -250,7 +250,9 @@ def build_task(cfg: DictConfig, data: CIFAR10, runtime: Runtime) -> Task:
     model = build("model", cfg.model).to(device, memory_format=runtime.memory_format)
     optimizer = build("optimizer", cfg.optimizer, model.parameters())
     loss_fn = build("loss", cfg.loss)
-    augment = build("augmentation", cfg.augmentation, seed=cfg.trainer.seed + 1, device=device)
+    augment = build(
+        "augmentation", cfg.augmentation, seed=cfg.trainer.seed + 1, device=device, num_images=len(data.train)
+    )
     schedule = build("schedule", cfg.schedule)
     return Task(
         model=model,

@@ -93,6 +93,8 @@ class AugmentationConfig:
     flip: bool = False
     crop_padding: int = 0
     cutout: int = 0
+    flip_mode: str = "random"
+    crop_pad_mode: str = "zeros"
 
 
 @dataclass

@@ -50,6 +50,8 @@ NOT_COMPARED = (
 # does not belong here.
 ADDED_KEYS = {
     "model.pool_before_norm": False,
+    "augmentation.flip_mode": "random",
+    "augmentation.crop_pad_mode": "zeros",
 }
 FINISHED = (Status.COMPLETED, Status.DIVERGED, Status.PRUNED)
 HYDRA_FILES = (".hydra", LOG_FILE)  # what Hydra writes in a job's directory before the job starts
