@@ -124,6 +124,7 @@ class ConvNetConfig:
     downsample: Any = "max"
     dropout: float = 0.0
     pool_before_norm: bool = False
+    dirac_init: bool = False
     stem: Optional[int] = None
     head: str = "gap"
     fc: List[int] = field(default_factory=list)

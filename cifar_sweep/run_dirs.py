@@ -50,6 +50,7 @@ NOT_COMPARED = (
 # does not belong here.
 ADDED_KEYS = {
     "model.pool_before_norm": False,
+    "model.dirac_init": False,
     "augmentation.flip_mode": "random",
     "augmentation.crop_pad_mode": "zeros",
 }
