@@ -33,6 +33,7 @@ from .console import format_per_class
 from .data import CIFAR10, load_cifar10
 from .device import Runtime, describe_hardware, describe_precision
 from .errors import ConfigError, RunFailed, StorageError, find_user_error, one_line
+from .param_groups import optimizer_parameters
 from .private_apis import hydra_args_parser
 from .records import RunRecord
 from .schema import CHECKPOINT_FILE, OBJECTIVES, Status
@@ -248,7 +249,8 @@ def build_task(cfg: DictConfig, data: CIFAR10, runtime: Runtime) -> Task:
     """The model, its optimizer, loss, augmentation and schedule from their groups; the data on the device."""
     device = runtime.device
     model = build("model", cfg.model).to(device, memory_format=runtime.memory_format)
-    optimizer = build("optimizer", cfg.optimizer, model.parameters())
+    trained = optimizer_parameters(model, cfg.trainer.norm_lr_factor, cfg.optimizer.get("lr"))
+    optimizer = build("optimizer", cfg.optimizer, trained)
     loss_fn = build("loss", cfg.loss)
     augment = build(
         "augmentation", cfg.augmentation, seed=cfg.trainer.seed + 1, device=device, num_images=len(data.train)

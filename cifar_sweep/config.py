@@ -53,6 +53,7 @@ class TrainerConfig:
     eval_every: int = 1
     tta: TestTimeAugmentation = TestTimeAugmentation.none
     ema_decay: Optional[float] = None
+    norm_lr_factor: float = 1.0
     resume: str = "auto"  # auto | false | a run directory to continue from
     keep_previous: bool = True  # resume=false: keep the replaced record in previous/N/ (false: delete it)
     seed: int = 0
@@ -125,6 +126,7 @@ class ConvNetConfig:
     dropout: float = 0.0
     pool_before_norm: bool = False
     dirac_init: bool = False
+    freeze_norm_scale: bool = False
     stem: Optional[int] = None
     head: str = "gap"
     fc: List[int] = field(default_factory=list)

@@ -51,6 +51,8 @@ NOT_COMPARED = (
 ADDED_KEYS = {
     "model.pool_before_norm": False,
     "model.dirac_init": False,
+    "model.freeze_norm_scale": False,
+    "trainer.norm_lr_factor": 1.0,
     "augmentation.flip_mode": "random",
     "augmentation.crop_pad_mode": "zeros",
 }

@@ -17,7 +17,9 @@ a large share of the step (they are memory-bound, unlike the convolutions). Max 
 a monotone activation (ReLU), so the network then differs from the default one only in batch norm's
 statistics. With `dirac_init`, each convolution starts as the identity on its first channels (its first
 min(in, out) filters copy input channel i to output channel i; the rest keep PyTorch's random initialisation),
-as airbench initialises its convolutions: a deep network starts close to a shallow one.
+as airbench initialises its convolutions: a deep network starts close to a shallow one. With
+`freeze_norm_scale`, batch norm's scale stays 1 (airbench's setting; with trainer.norm_lr_factor its bias
+trains faster): a constant, not a learned parameter, so the parameter count leaves it out.
 """
 
 from __future__ import annotations
@@ -116,6 +118,7 @@ class ConvNet(nn.Module):
         dropout: float = 0.0,
         pool_before_norm: bool = False,
         dirac_init: bool = False,
+        freeze_norm_scale: bool = False,
         stem: int | None = None,
         head: str = "gap",
         fc: Sequence[int] = (),
@@ -161,6 +164,10 @@ class ConvNet(nn.Module):
 
         features = channels if head == "gap" else channels * size * size
         self.head = _classifier(head, features, fc, fc_dropout, activation, num_classes)
+        if freeze_norm_scale:  # batch norm's scale stays 1: a constant, neither learned nor counted
+            for norm in self.modules():
+                if isinstance(norm, nn.BatchNorm2d):
+                    norm.weight.requires_grad_(False)
         if dirac_init:
             for conv in self.features.modules():
                 if isinstance(conv, nn.Conv2d):
