@@ -54,6 +54,8 @@ class TrainerConfig:
     tta: TestTimeAugmentation = TestTimeAugmentation.none
     ema_decay: Optional[float] = None
     norm_lr_factor: float = 1.0
+    lookahead_every: Optional[int] = None
+    lookahead_decay: float = 0.95
     resume: str = "auto"  # auto | false | a run directory to continue from
     keep_previous: bool = True  # resume=false: keep the replaced record in previous/N/ (false: delete it)
     seed: int = 0

@@ -53,6 +53,8 @@ ADDED_KEYS = {
     "model.dirac_init": False,
     "model.freeze_norm_scale": False,
     "trainer.norm_lr_factor": 1.0,
+    "trainer.lookahead_every": None,
+    "trainer.lookahead_decay": 0.95,
     "augmentation.flip_mode": "random",
     "augmentation.crop_pad_mode": "zeros",
 }
