@@ -198,7 +198,8 @@ def train_and_record(cfg: DictConfig, record: RunRecord) -> float | list | None:
         classes=list(data.classes),
     )
     trainer = trainer_config(cfg)
-    chosen = pieces.from_config(trainer) + pruner_reports(cfg, record)
+    # layers fitted to the data come first: the evaluation before training, and weight averaging, see them fitted
+    chosen = pieces.data_fitting(task.model) + pieces.from_config(trainer) + pruner_reports(cfg, record)
     try:
         result = fit(
             task,

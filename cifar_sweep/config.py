@@ -129,6 +129,7 @@ class ConvNetConfig:
     pool_before_norm: bool = False
     dirac_init: bool = False
     freeze_norm_scale: bool = False
+    whiten: Optional[int] = None
     stem: Optional[int] = None
     head: str = "gap"
     fc: List[int] = field(default_factory=list)

@@ -52,6 +52,7 @@ ADDED_KEYS = {
     "model.pool_before_norm": False,
     "model.dirac_init": False,
     "model.freeze_norm_scale": False,
+    "model.whiten": None,
     "trainer.norm_lr_factor": 1.0,
     "trainer.lookahead_every": None,
     "trainer.lookahead_decay": 0.95,

@@ -19,7 +19,10 @@ statistics. With `dirac_init`, each convolution starts as the identity on its fi
 min(in, out) filters copy input channel i to output channel i; the rest keep PyTorch's random initialisation),
 as airbench initialises its convolutions: a deep network starts close to a shallow one. With
 `freeze_norm_scale`, batch norm's scale stays 1 (airbench's setting; with trainer.norm_lr_factor its bias
-trains faster): a constant, not a learned parameter, so the parameter count leaves it out.
+trains faster): a constant, not a learned parameter, so the parameter count leaves it out. With `whiten`
+(a patch size, airbench: 2), the first layer is a frozen patch-whitening convolution fitted to the training
+images before training (cifar_sweep.models.whitening), then the activation: 2 x 3 x k x k channels, the image
+k - 1 pixels smaller; its filters count as parameters.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ import torch
 from torch import nn
 
 from ..errors import ConfigError
+from .whitening import PatchWhitening
 
 BLOCKS = ("conv", "stack3x3", "residual", "inception")
 DOWNSAMPLES = ("max", "avg", "stride", "none")
@@ -119,6 +123,7 @@ class ConvNet(nn.Module):
         pool_before_norm: bool = False,
         dirac_init: bool = False,
         freeze_norm_scale: bool = False,
+        whiten: int | None = None,
         stem: int | None = None,
         head: str = "gap",
         fc: Sequence[int] = (),
@@ -134,8 +139,14 @@ class ConvNet(nn.Module):
 
         layers: list[nn.Module] = []
         channels, size = 3, input_size
+        if whiten:
+            if whiten < 1:
+                raise ConfigError(f"model.whiten={whiten} must be a patch size >= 1 (airbench: 2), or null for none")
+            whitening = PatchWhitening(channels, whiten)
+            layers.append(nn.Sequential(whitening, activation()))
+            channels, size = whitening.out_channels, size - whiten + 1
         if stem:
-            layers.append(conv_unit(3, stem, 3, 1, 1, batch_norm, activation))
+            layers.append(conv_unit(channels, stem, 3, 1, 1, batch_norm, activation))
             channels = stem
         stride_next = 1
         for index, (width, count, kind, down) in enumerate(zip(widths, blocks, block_kinds, downsamples)):

@@ -8,6 +8,7 @@ from __future__ import annotations
 from ..augment import count_test_time_views
 from .averaging import WeightAveraging
 from .base import Piece
+from .data_fitting import DataFitting, data_fitting
 from .lookahead import Lookahead
 from .stopping import PrunerReports, StopOnPlateau, loss_has_plateaued
 from .test_time_augmentation import FinalTestTimeAugmentation
@@ -16,6 +17,8 @@ from .time_budget import TimeBudget, epochs_that_fit, parse_duration, planned_ep
 __all__ = [
     "Piece",
     "WeightAveraging",
+    "DataFitting",
+    "data_fitting",
     "Lookahead",
     "StopOnPlateau",
     "PrunerReports",
