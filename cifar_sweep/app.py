@@ -81,10 +81,13 @@ def composition_problem(argv: list[str]) -> str | None:
         args = hydra_args_parser().parse_args(argv)
     except SystemExit:
         return None  # argparse has printed its own usage error; let Hydra's run say it again
+    try:
+        overrides = with_config_dir(args.overrides, args.config_dir)  # --config-dir: the user's groups too
+    except ConfigError as error:  # a directory that is not there, whatever the command
+        return str(error)
     if args.help or args.hydra_help or args.info or args.shell_completion or args.config_path or args.config_name:
         return None  # not a run of this config: nothing to check
     try:
-        overrides = with_config_dir(args.overrides, args.config_dir)  # --config-dir: the user's groups too
         # Each override's values (a sweep's, up to 50 of them) tried in turn, the others at their first value.
         choices = []
         for override in OverridesParser.create().parse_overrides(overrides):
