@@ -83,8 +83,8 @@ def composition_problem(argv: list[str]) -> str | None:
         return None  # argparse has printed its own usage error; let Hydra's run say it again
     try:
         overrides = with_config_dir(args.overrides, args.config_dir)  # --config-dir: the user's groups too
-    except ConfigError as error:  # a directory that is not there, whatever the command
-        return str(error)
+    except Exception as error:  # a directory that is not there, an override that does not parse: any command
+        return one_line(error)
     if args.help or args.hydra_help or args.info or args.shell_completion or args.config_path or args.config_name:
         return None  # not a run of this config: nothing to check
     try:

@@ -42,14 +42,13 @@ def with_config_dir(overrides: list[str], config_dir: str | None) -> list[str]:
         )
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
-    entry = "file://" + path
     kept, given = [], []
     for line, override in zip(overrides, OverridesParser.create().parse_overrides(overrides)):
         if override.get_key_element() == "hydra.searchpath":
             given = list(override.value())
         else:
             kept.append(line)
-    entries = ", ".join(quoted(entry) for entry in [*given, entry])
+    entries = ", ".join(quoted(entry) for entry in [*given, "file://" + path])
     return [*kept, f"hydra.searchpath=[{entries}]"]
 
 
