@@ -74,3 +74,11 @@ def test_help_with_a_bad_override_or_directory_is_one_line(tmp_path, args):
     done = cifar_sweep(*args.split(), env=private_env(tmp_path / "cache"), cwd=tmp_path)
     assert done.returncode == 2 and done.stdout == ""
     assert done.stderr.startswith("cifar-sweep: error: ") and done.stderr.count("\n") == 1, done.stderr
+
+
+def test_help_lists_the_users_options_beside_the_built_in_ones(tmp_path):
+    user_dir(tmp_path)
+    done = cifar_sweep("--config-dir", "my_conf", "--help", env=private_env(tmp_path / "cache"), cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    models = next(line for line in done.stdout.splitlines() if line.startswith("model: "))
+    assert "mynet" in models and "resnet9_early" in models
