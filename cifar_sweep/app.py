@@ -34,6 +34,7 @@ from .console import format_per_class
 from .data import CIFAR10, load_cifar10
 from .device import Runtime, describe_hardware, describe_precision
 from .errors import ConfigError, RunFailed, StorageError, find_user_error, one_line
+from .param_groups import optimizer_parameters
 from .private_apis import hydra_args_parser
 from .records import RunRecord
 from .schema import CHECKPOINT_FILE, OBJECTIVES, Status
@@ -187,8 +188,10 @@ def train_and_record(cfg: DictConfig, record: RunRecord) -> float | list | None:
     data = load_data(cfg.data)
     task = build_task(cfg, data, runtime)
     log.info("model %s: %s parameters; device %s", record.fields["choices"].get("model"), f"{params:,}", runtime.device)
-    log.info("precision: %s", describe_precision(runtime, str(cfg.runtime.amp)))
     uncounted = measure_costs(task, cfg.data, record, params)
+    runtime.keep_float32_for_small_batches(str(cfg.runtime.amp), task.eval_ops_per_image.total * cfg.data.batch_size)
+    task.autocast_dtype = runtime.autocast_dtype
+    log.info("precision: %s", describe_precision(runtime, str(cfg.runtime.amp)))
     if runtime.compile:
         task.model = torch.compile(task.model)  # shares the parameters, and so the optimizer, with the model
     record.update(
@@ -252,9 +255,12 @@ def build_task(cfg: DictConfig, data: CIFAR10, runtime: Runtime) -> Task:
     """The model, its optimizer, loss, augmentation and schedule from their groups; the data on the device."""
     device = runtime.device
     model = build("model", cfg.model).to(device, memory_format=runtime.memory_format)
-    optimizer = build("optimizer", cfg.optimizer, model.parameters())
+    trained = optimizer_parameters(model, cfg.trainer.norm_lr_factor, cfg.optimizer.get("lr"))
+    optimizer = build("optimizer", cfg.optimizer, trained)
     loss_fn = build("loss", cfg.loss)
-    augment = build("augmentation", cfg.augmentation, seed=cfg.trainer.seed + 1, device=device)
+    augment = build(
+        "augmentation", cfg.augmentation, seed=cfg.trainer.seed + 1, device=device, num_images=len(data.train)
+    )
     schedule = build("schedule", cfg.schedule)
     return Task(
         model=model,

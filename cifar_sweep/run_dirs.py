@@ -40,6 +40,7 @@ NOT_COMPARED = (
     "data.root",
     "data.cache_dir",
     "data.download",
+    "data.test_batch_size",  # evaluation in inference mode: the batch changes the speed (predictions: rounding only)
     "runtime.",  # where and how fast: device, precision, memory layout, compile
     "trial.",  # which trial of which search runs it: a retried trial continues its predecessor's run
 )
@@ -49,6 +50,13 @@ NOT_COMPARED = (
 # does not belong here.
 ADDED_KEYS = {
     "model.pool_before_norm": False,
+    "model.dirac_init": False,
+    "model.freeze_norm_scale": False,
+    "trainer.norm_lr_factor": 1.0,
+    "trainer.lookahead_every": None,
+    "trainer.lookahead_decay": 0.95,
+    "augmentation.flip_mode": "random",
+    "augmentation.crop_pad_mode": "zeros",
 }
 FINISHED = (Status.COMPLETED, Status.DIVERGED, Status.PRUNED)
 HYDRA_FILES = (".hydra", LOG_FILE)  # what Hydra writes in a job's directory before the job starts
