@@ -44,27 +44,27 @@ ENGINEERING = ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k"))
 
 def percent(value: Any, std: Any = None) -> str:
     """0.92191 -> '92.19'; with a std over seeds: '84.38 ± 0.57'."""
-    if _missing(value):
+    if missing(value):
         return MISSING
     text = f"{100 * value:.2f}"
-    return text if _missing(std) else f"{text} ± {100 * std:.2f}"
+    return text if missing(std) else f"{text} ± {100 * std:.2f}"
 
 
 def points(value: Any) -> str:
     """A difference of two accuracies in percentage points, signed: 0.0033 -> '+0.33'."""
-    if _missing(value):
+    if missing(value):
         return MISSING
     return f"{100 * value:+.2f}".replace("-", "−")
 
 
 def count(value: Any) -> str:
     """233754 -> '233,754'."""
-    return MISSING if _missing(value) else f"{value:,.0f}"
+    return MISSING if missing(value) else f"{value:,.0f}"
 
 
 def engineering(value: Any, unit: str = "") -> str:
     """40379488 -> '40.4 M', 1.17e11 -> '117 G': three significant digits and the SI prefix."""
-    if _missing(value):
+    if missing(value):
         return MISSING
     for scale, prefix in ENGINEERING:
         if abs(value) >= scale:
@@ -75,24 +75,25 @@ def engineering(value: Any, unit: str = "") -> str:
 
 
 def seconds(value: Any, std: Any = None) -> str:
-    if _missing(value):
+    if missing(value):
         return MISSING
     text = f"{value:,.0f}"
-    return text if _missing(std) else f"{text} ± {std:,.0f}"
+    return text if missing(std) else f"{text} ± {std:,.0f}"
 
 
 def decimal(value: Any, std: Any = None) -> str:
     """Epochs: an integer as one, a mean with one decimal."""
-    if _missing(value):
+    if missing(value):
         return MISSING
     text = f"{value:.0f}" if float(value).is_integer() else f"{value:.1f}"
-    return text if _missing(std) else f"{text} ± {std:.1f}"
+    return text if missing(std) else f"{text} ± {std:.1f}"
 
 
 def setting(value: Any) -> str:
     """A config value as it reads best in a cell: lists without brackets or quotes, None as '–'."""
-    if _missing(value):
+    if missing(value):
         return MISSING
+    value = value.item() if hasattr(value, "item") and not isinstance(value, (list, str)) else value  # numpy
     if isinstance(value, str) and value[:1] in "[{":
         try:
             value = json.loads(value)
@@ -144,7 +145,7 @@ def right_aligned(header: str) -> bool:
     return header.startswith("Δ ") or header in NUMBER_HEADERS
 
 
-def _missing(value: Any) -> bool:
+def missing(value: Any) -> bool:
     if value is None:
         return True
     try:

@@ -160,10 +160,11 @@ def all_plots(frame: pd.DataFrame, out: Path) -> list[Path]:
 def _number_axis(axis, values: pd.Series, unit: str = "") -> None:
     """A log scale when the values span more than a decade, else a linear one; either way a few ticks written
     in engineering form (235 k, 40 M), so that no labels overlap."""
-    from matplotlib.ticker import EngFormatter, LogLocator, MaxNLocator, NullFormatter
+    from matplotlib.ticker import EngFormatter, FuncFormatter, LogLocator, MaxNLocator, NullFormatter
 
     values = values[values > 0]
-    formatter = EngFormatter(unit=unit, places=None, sep=" ")
+    # seconds read best as they are (1,000 s, not 1 ks); counts in engineering form
+    formatter = FuncFormatter(lambda v, _: f"{v:,.0f}") if unit == "s" else EngFormatter(places=None, sep=" ")
     if len(values) and values.max() / values.min() > 10:
         axis.axes.set_xscale("log")
         axis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))

@@ -18,7 +18,7 @@ from cifar_sweep.schema import NETWORK_FILES, RESULT_FILE
 
 from . import plots, studies
 from .document import Document
-from .formatting import MISSING, count, engineering, percent, readable, seconds
+from .formatting import MISSING, count, decimal, engineering, percent, readable, seconds
 from .tables import table
 from .variants import short_names, variant_columns, with_added_keys
 
@@ -62,7 +62,10 @@ def write_report(frame: pd.DataFrame, out: Path, max_params: int | None = None, 
     _studies(doc, frame)
     _comparisons(doc, frame, figures)
     doc.heading(2, "Every run")
-    doc.text("One row per run, the keys that tell them apart first, best test accuracy first.")
+    doc.text(
+        "One row per variant (runs that differ only in their seed are one row), the keys that tell them apart "
+        "first, the best test accuracy first."
+    )
     doc.table(readable(table(frame)))
     doc.heading(2, "What the numbers mean")
     doc.items(NOTES)
@@ -113,7 +116,7 @@ def _best_network(doc: Document, frame: pd.DataFrame, best: pd.Series, record: d
         f"**{percent(best['test_accuracy'])}% test accuracy**"
         + (f" ({percent(without)}% without test-time augmentation)" if pd.notna(without) else "")
         + f": {_choice(best, 'model')}, {count(best['params'])} parameters, "
-        f"{engineering(best.get('ops_total'))} operations per image, {best.get('epochs')} epochs, "
+        f"{engineering(best.get('ops_total'))} operations per image, {decimal(best.get('epochs'))} epochs, "
         f"{seconds(best.get('train_time_s'))} s of training ({seconds(best.get('total_time_s'))} s in all). "
         f"Run directory `{best['run_dir']}`, overrides `{best.get('overrides') or MISSING}`."
     )
@@ -126,7 +129,8 @@ def _best_network(doc: Document, frame: pd.DataFrame, best: pd.Series, record: d
         network = pd.read_csv(layers, keep_default_na=False)
         for column in ("params", "adds", "muls", "max", "other", "total"):
             if column in network:
-                network[column] = [count(v) if str(v) != "" else "" for v in pd.to_numeric(network[column])]
+                numbers = pd.to_numeric(network[column], errors="coerce")
+                network[column] = [count(v) if pd.notna(v) else "" for v in numbers]
         doc.table(network.astype(str))
     classes = [c for c in best.index if c.startswith("class_") and pd.notna(best[c])]
     if classes:

@@ -46,24 +46,24 @@ def common_overrides(runs: pd.DataFrame) -> list[str]:
 def defaults(runs: pd.DataFrame, columns: list[str]) -> dict[str, str] | None:
     """The value each column takes in the configuration the study's shared overrides compose to (as
     formatting.setting writes it), or None when it cannot be composed."""
-    try:
-        config, choices = _compose(tuple(common_overrides(runs)))
-    except Exception:  # Hydra's and OmegaConf's errors all mean the same here: no default to compare with
-        return None
     from omegaconf import OmegaConf
 
-    out = {}
-    for column in columns:
-        if column in CHOICES:
-            out[column] = setting(choices.get(column))
-        elif column.startswith(CONFIG):
-            value = OmegaConf.select(config, column[len(CONFIG) :], default=None, throw_on_missing=False)
-            if OmegaConf.is_config(value):
-                value = json.dumps(OmegaConf.to_container(value, resolve=True, enum_to_str=True))
-            out[column] = setting(getattr(value, "name", value))
-        else:
-            return None
-    return out
+    try:
+        config, choices = _compose(tuple(common_overrides(runs)))
+        out = {}
+        for column in columns:
+            if column in CHOICES:
+                out[column] = setting(choices.get(column))
+            elif column.startswith(CONFIG):
+                value = OmegaConf.select(config, column[len(CONFIG) :], default=None, throw_on_missing=False)
+                if OmegaConf.is_config(value):
+                    value = json.dumps(OmegaConf.to_container(value, resolve=True, enum_to_str=True))
+                out[column] = setting(getattr(value, "name", value))
+            else:  # a result column: no default
+                return None
+        return out
+    except Exception:  # Hydra's and OmegaConf's errors all mean the same here: no default to compare with
+        return None
 
 
 def first_launched(runs: pd.DataFrame) -> pd.Series:

@@ -6,7 +6,7 @@ a table gives their mean ± std). A config group whose option differs (model=res
 model=resnet9_early) is shown as its option, and its sub-keys only where they differ between runs of the
 same options: another model does not flood the table with the twenty keys it changes. Likewise the keys an
 experiment or a search fixes (its objective, validation split, time budget) are left out when the recipe
-already tells the runs apart.
+already tells the runs apart. A key is never hidden because it happens to go with another in these runs.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ import pandas as pd
 from cifar_sweep.run_dirs import ADDED_KEYS, NOT_COMPARED
 from cifar_sweep.schema import CONFIG_GROUPS, VARIANT_GROUPS
 
+from .formatting import MISSING, missing, setting
 from .load import HEADLINE, row_of
 
 CONFIG = "config."
@@ -28,9 +29,9 @@ SEED = "config.trainer.seed"
 NOT_VARIANT = tuple(rule for rule in NOT_COMPARED if rule != "runtime.")
 # The choice columns, in the order a table shows them: the recipe first (an experiment, a search), then the
 # groups that make a variant, then the rest.
+RECIPES = ("experiment", "hparams_search")  # choices that set many keys at once, across groups
 CHOICES = (
-    "experiment",
-    "hparams_search",
+    *RECIPES,
     *VARIANT_GROUPS,
     *(g for g in CONFIG_GROUPS if g not in VARIANT_GROUPS),
 )
@@ -41,18 +42,20 @@ RESULT_NAMES = {*HEADLINE, *row_of(".", {}).keys(), "runs"}
 def variant_columns(frame: pd.DataFrame) -> list[str]:
     """The frame's columns that tell its runs apart (choice columns, then config.* keys in config order)."""
     kept: list[str] = []
-    for column in CHOICES:
-        if column in frame.columns and _differs(frame[column]) and not _determined(frame, kept, column):
+    for column in CHOICES:  # a group's option is hidden only where the recipe fixes it (a search's model)
+        recipes = [c for c in kept if c in RECIPES]
+        if column in frame.columns and _differs(frame, column) and not _determined(frame, recipes, column):
             kept.append(column)
     choices = list(kept)
+    recipes = [c for c in choices if c in RECIPES]
     for column in frame.columns:
-        if (
-            column.startswith(CONFIG)
-            and column != SEED
-            and not _not_variant(column)
-            and _differs(frame[column])
-            and not _determined(frame, choices, column)
-        ):
+        if not column.startswith(CONFIG) or column == SEED or _not_variant(column) or not _differs(frame, column):
+            continue
+        # A group's own keys (model.widths) are hidden where the options chosen fix them; any other key only
+        # where the recipe does (an experiment's time budget), never by chance (a batch size that happens to
+        # go with an augmentation in these runs is still shown).
+        own_group = any(column.startswith(f"{CONFIG}{c}.") for c in choices)
+        if not _determined(frame, choices if own_group else recipes, column):
             kept.append(column)
     return kept
 
@@ -108,8 +111,6 @@ def with_added_keys(frame: pd.DataFrame) -> pd.DataFrame:
 
 def label(row: pd.Series, columns: Sequence[str], names: dict[str, str] | None = None) -> str:
     """A variant in words: 'resnet9_early, peak=0.2' (a config group's option alone: it names itself)."""
-    from .formatting import MISSING, setting
-
     names = names or short_names(columns)
     parts = []
     for column in columns:
@@ -120,17 +121,24 @@ def label(row: pd.Series, columns: Sequence[str], names: dict[str, str] | None =
     return ", ".join(parts) or "all runs"
 
 
-def _differs(values: pd.Series) -> bool:
-    return values.dropna().astype(str).nunique() > 1
+def _as_text(frame: pd.DataFrame, column: str) -> pd.Series:
+    """The column's values as text for comparing. No option chosen in a group (no experiment) is a value of its
+    own; a config key missing from a record (older than the key) is unknown: None, never a difference."""
+    values = frame[column].astype(object)
+    if column in CHOICES:
+        return values.map(lambda v: "(none)" if missing(v) else str(v))
+    return values.map(lambda v: None if missing(v) else str(v))
+
+
+def _differs(frame: pd.DataFrame, column: str) -> bool:
+    return _as_text(frame, column).nunique(dropna=True) > 1
 
 
 def _determined(frame: pd.DataFrame, by: list[str], column: str) -> bool:
-    """Whether the columns `by` already fix `column` (a key that absent from older records counts as unknown)."""
+    """Whether the columns `by` already fix `column`: one value (at most) in each of their groups."""
     if not by:
         return False
-    keys = frame[by].astype(str)
-    values = frame[column].astype(object).where(frame[column].notna(), None).map(lambda v: None if v is None else str(v))
-    per_group = values.groupby([keys[c] for c in by], dropna=False).nunique(dropna=True)
+    per_group = _as_text(frame, column).groupby([_as_text(frame, c) for c in by], dropna=False).nunique(dropna=True)
     return bool((per_group <= 1).all())
 
 
