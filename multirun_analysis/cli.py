@@ -40,7 +40,7 @@ def main(argv: list[str] | None = None) -> int:
             sub.add_argument("--by", nargs="+", default=[], help="the same as --columns")
             sub.add_argument(
                 "--baseline",
-                help='add each accuracy\'s difference to a baseline: "auto" (the study\'s defaults, else the first '
+                help="add each accuracy's difference to a baseline: \"auto\" (the study's defaults, else the first "
                 'run) or a pandas query on the table, e.g. "batch_size == 20"',
             )
             sub.add_argument("--sort", default="test_accuracy")

@@ -21,7 +21,8 @@ body { font-family: system-ui, sans-serif; max-width: 70rem; margin: 2rem auto; 
        line-height: 1.45; }
 h1, h2, h3 { line-height: 1.2; } h2 { border-bottom: 1px solid #ddd; padding-bottom: .2rem; margin-top: 2.2rem; }
 table { border-collapse: collapse; margin: .8rem 0; font-size: .85rem; }
-th, td { border: 1px solid #ccc; padding: .25rem .5rem; } th { background: #f3f3f3; text-align: left; }
+th, td { border: 1px solid #ccc; padding: .25rem .5rem; white-space: nowrap; }
+th { background: #f3f3f3; text-align: left; } tbody tr:nth-child(even) { background: #fafafa; }
 td.number, th.number { text-align: right; font-variant-numeric: tabular-nums; }
 code { background: #f3f3f3; padding: 0 .2rem; border-radius: 3px; font-size: .9em; }
 img { max-width: 100%; height: auto; display: block; margin: .8rem 0; }
@@ -87,7 +88,7 @@ class Document:
                 data = base64.b64encode(path.read_bytes()).decode("ascii")
                 body.append(f'<img src="data:image/png;base64,{data}" alt="{html.escape(alt)}">')
         return (
-            "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
+            '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
             f"<title>{html.escape(self.title)}</title>\n<style>{STYLE}</style>\n</head>\n<body>\n"
             + "\n".join(body)
             + "\n</body>\n</html>\n"

@@ -51,9 +51,11 @@ def variant_labels(frame: pd.DataFrame) -> pd.Series:
 def learning_curves(
     frame: pd.DataFrame, path: Path, against: str = "epoch", max_runs: int = LEGEND_ENTRIES, y: str = "test_accuracy"
 ) -> Path:
-    """Test accuracy against epochs (or training time) of the best `max_runs` runs, from their metrics.csv."""
+    """Test accuracy against epochs (or `train_time_s`) of the best `max_runs` runs, from their metrics.csv."""
+    from matplotlib.ticker import FuncFormatter
+
     plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(8, 4.5), dpi=120)
+    fig, ax = plt.subplots(figsize=(10, 4.8), dpi=120)
     labels = variant_labels(frame)
     runs = frame.dropna(subset=[y]).sort_values(y, ascending=False).head(max_runs)
     for index, run in runs.iterrows():
@@ -61,9 +63,12 @@ def learning_curves(
         if not metrics.is_file():
             continue
         curve = pd.read_csv(metrics)
-        x = curve["epoch"] if against == "epoch" else curve["train_time_s"]
+        if against not in curve.columns:
+            continue
+        x = curve[against]
         ax.plot(x, 100 * curve["test_accuracy"], marker=".", label=labels[index])
     ax.set_xlabel("epoch" if against == "epoch" else "training time (s)")
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.0f}"))
     ax.set_ylabel("test accuracy (%)")
     ax.set_title("Test accuracy during training" + ("" if len(runs) == len(frame) else f" (the best {len(runs)} runs)"))
     ax.grid(alpha=0.3)
@@ -74,7 +79,7 @@ def learning_curves(
 def accuracy_against(frame: pd.DataFrame, x: str, path: Path, y: str = "test_accuracy") -> Path:
     """Every run as a point, coloured by its variant, and the Pareto front as a line."""
     plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(8, 4.5), dpi=120)
+    fig, ax = plt.subplots(figsize=(10, 4.8), dpi=120)
     points = frame.dropna(subset=[x, y])
     labels = variant_labels(points)
     ranked = points.assign(variant=labels).groupby("variant", sort=False)[y].max().sort_values(ascending=False)
@@ -148,7 +153,7 @@ def all_plots(frame: pd.DataFrame, out: Path) -> list[Path]:
     out.mkdir(parents=True, exist_ok=True)
     done = [
         learning_curves(frame, out / "learning_curves.png"),
-        learning_curves(frame, out / "learning_curves_time.png", against="time"),
+        learning_curves(frame, out / "learning_curves_time.png", against="train_time_s"),
     ]
     done += [accuracy_against(frame, x, out / f"accuracy_vs_{x}.png") for x in X_AXES if x in frame.columns]
     completed = frame.dropna(subset=["test_accuracy"])

@@ -57,9 +57,9 @@ def write_report(frame: pd.DataFrame, out: Path, max_params: int | None = None, 
     if command:
         doc.text(f"Generated from {len(frame)} run directories by `{command}`.")
     _objective(doc, frame, best, record, max_params)
+    _studies(doc, frame)
     if best is not None:
         _best_network(doc, frame, best, record, figures)
-    _studies(doc, frame)
     _comparisons(doc, frame, figures)
     doc.heading(2, "Every run")
     doc.text(
@@ -104,9 +104,24 @@ def _objective(doc: Document, frame: pd.DataFrame, best: pd.Series | None, recor
             f"{count(data.get('train_size'))} training and {count(data.get('test_size'))} test images"
             + (f" ({count(data.get('val_size'))} held out for validation)" if data.get("val_size") else "")
         )
+    held_out = frame.get("config.data.val_size", pd.Series(dtype=float)).dropna()
+    held_out = sorted({int(v) for v in held_out if v})
+    if held_out and not data.get("val_size"):
+        facts.append(
+            f"Selection: the other runs held {' or '.join(count(v) for v in held_out)} training images out for "
+            "validation; the final run trains on all of them"
+        )
     statuses = ", ".join(f"{n} {s}" for s, n in frame["status"].value_counts().items())
     facts.append(f"Runs: {len(frame)} ({statuses}), in {len(studies.split(frame))} directories")
     doc.items(facts)
+    if best is not None:
+        without = best.get("test_accuracy_without_tta")
+        doc.text(
+            f"**Result: {percent(best['test_accuracy'])}% test accuracy**"
+            + (f" ({percent(without)}% without test-time augmentation)" if pd.notna(without) else "")
+            + f" with {_choice(best, 'model')}: {count(best['params'])} parameters, "
+            f"{seconds(best.get('total_time_s'))} s in all (below)."
+        )
 
 
 def _best_network(doc: Document, frame: pd.DataFrame, best: pd.Series, record: dict, figures: Path) -> None:
@@ -178,7 +193,7 @@ def _comparisons(doc: Document, frame: pd.DataFrame, figures: Path) -> None:
             doc.image(plots.accuracy_against(frame, x, figures / f"accuracy_vs_{x}.png"), f"accuracy against {x}")
     doc.image(plots.learning_curves(frame, figures / "learning_curves.png"), "learning curves")
     doc.image(
-        plots.learning_curves(frame, figures / "learning_curves_time.png", against="time"),
+        plots.learning_curves(frame, figures / "learning_curves_time.png", against="train_time_s"),
         "learning curves against training time",
     )
 

@@ -144,7 +144,7 @@ def _baseline(out: pd.DataFrame, frame: pd.DataFrame, keys: list[str], baseline:
         except Exception as error:  # pandas raises a syntax error, a name error or a type error here
             raise KeyError(
                 f"--baseline {baseline!r} is not a query on the table ({error}): name its columns, "
-                f"e.g. \"{names[keys[0]] if keys else 'model'} == ...\""
+                f'e.g. "{names[keys[0]] if keys else "model"} == ..."'
             ) from None
         if picked.empty:
             raise KeyError(f"no variant matches --baseline {baseline!r}: the variants are {_variants(out, keys)}")

@@ -187,7 +187,9 @@ def write_run(folder, job, *, accuracy, overrides, choices=None, seed=0, **confi
         "config": config,
     }
     (run / "result.json").write_text(json.dumps(record))
-    (run / "metrics.csv").write_text(f"epoch,test_accuracy,train_error\n0,0.1,\n1,{accuracy - 0.05},0.5\n2,{accuracy},0.4\n")
+    (run / "metrics.csv").write_text(
+        f"epoch,test_accuracy,train_error,train_time_s\n0,0.1,,0\n1,{accuracy - 0.05},0.5,5\n2,{accuracy},0.4,10\n"
+    )
     (run / "network.csv").write_text(
         "n,module,Fn,Xn,Wn,params,adds,muls,max,other,total\n"
         "1,conv1,conv2d 3->6 k5x5,1x3x32x32 -> 1x6x28x28,weight 6x3x5x5,456,352800,352800,0,0,705600\n"
@@ -297,7 +299,8 @@ def test_the_report_and_its_self_contained_html(augmentation_by_batch, tmp_path)
     frame = ma.load([augmentation_by_batch])
     report = ma.write_report(frame, tmp_path / "out" / "REPORT.md", command="multirun-analysis report sweep")
     text = report.read_text()
-    for part in ("## Objective and constraints", "250,000 learned parameters", "### sweep (8 runs)", "Δ test accuracy (pp)"):
+    parts = ("## Objective and constraints", "250,000 learned parameters", "### sweep (8 runs)", "Δ test accuracy (pp)")
+    for part in parts:
         assert part in text, part
     assert "62.50 ± 0.71" in text and "| conv1" in text and "best_test_accuracy` (the highest" in text
     page = report.with_suffix(".html").read_text()
@@ -305,7 +308,7 @@ def test_the_report_and_its_self_contained_html(augmentation_by_batch, tmp_path)
     assert len(images) >= 5 and all(src.startswith("data:image/png;base64,") for src in images)
     assert base64.b64decode(images[0].split(",", 1)[1])[:4] == b"\x89PNG"
     assert not re.search(r'(src|href)="(?!data:)', page) and "<link" not in page  # nothing outside the page
-    assert "<td class=\"number\">62.50 ± 0.71</td>" in page
+    assert '<td class="number">62.50 ± 0.71</td>' in page
 
 
 def test_numbers_as_a_reader_wants_them():
