@@ -78,7 +78,7 @@ def seconds(value: Any, std: Any = None) -> str:
     if missing(value):
         return MISSING
     text = f"{value:,.0f}"
-    return text if missing(std) else f"{text} ± {std:,.0f}"
+    return text if missing(std) or std == 0 else f"{text} ± {std:,.0f}"
 
 
 def decimal(value: Any, std: Any = None) -> str:
@@ -86,7 +86,7 @@ def decimal(value: Any, std: Any = None) -> str:
     if missing(value):
         return MISSING
     text = f"{value:.0f}" if float(value).is_integer() else f"{value:.1f}"
-    return text if missing(std) else f"{text} ± {std:.1f}"
+    return text if missing(std) or std == 0 else f"{text} ± {std:.1f}"
 
 
 def setting(value: Any) -> str:
@@ -120,7 +120,7 @@ def readable(table: pd.DataFrame) -> pd.DataFrame:
         stds = std if std is not None else [None] * len(values)
         if column.endswith(DIFF):
             name = column[: -len(DIFF)]
-            header = "Δ " + RESULTS.get(name, (name, ""))[0].replace(" (%)", "") + " (pp)"
+            header = "Δ " + RESULTS.get(name, (name, ""))[0].replace(" accuracy (%)", "") + " (pp)"
             out[header] = [BASELINE if base else points(v) for v, base in zip(values, is_baseline)]
             continue
         header, kind = RESULTS.get(column, (column, "setting"))

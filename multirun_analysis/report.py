@@ -23,6 +23,7 @@ from .tables import table
 from .variants import short_names, variant_columns, with_added_keys
 
 TITLE = "CIFAR-10 under constraints: report"
+OBJECTIVE_NAMES = {"val_accuracy": "validation accuracy", "test_accuracy": "test accuracy"}
 NOTES = [
     "**test accuracy**: the final evaluation on the 10,000 test images, after the last epoch; where a run "
     "used test-time augmentation (`trainer.tta`), the logits of its views summed. **test acc. without TTA**: "
@@ -177,7 +178,8 @@ def _studies(doc: Document, frame: pd.DataFrame) -> None:
         doc.text(
             f"`cifar-sweep -m {command}` varying "
             + (", ".join(f"`{names[k]}`" for k in keys) or "nothing but the seed")
-            + f", judged on {objective.replace('_', ' ')}. Baseline: {shown.attrs.get('baseline', MISSING)}."
+            + f", judged on {OBJECTIVE_NAMES.get(objective, objective)}. "
+            f"Baseline: {shown.attrs.get('baseline', MISSING)}."
         )
         doc.table(readable(shown))
 

@@ -264,7 +264,7 @@ def test_baseline_differences_in_percentage_points(augmentation_by_batch):
     row = shown[(shown["augmentation"] == "flip_crop") & (shown["batch_size"] == 64)].iloc[0]
     assert row["test_accuracy_vs_baseline"] == pytest.approx(0.12)
     cells = ma.export(shown, "markdown")
-    assert "Δ test accuracy (pp)" in cells and "+12.00" in cells and "baseline" in cells
+    assert "Δ test (pp)" in cells and "+12.00" in cells and "baseline" in cells
     chosen = ma.table(frame, baseline="batch_size == 64 and augmentation == 'none'")
     row = chosen[(chosen["augmentation"] == "none") & (chosen["batch_size"] == 20)].iloc[0]
     assert row["test_accuracy_vs_baseline"] == pytest.approx(-0.02)
@@ -299,7 +299,7 @@ def test_the_report_and_its_self_contained_html(augmentation_by_batch, tmp_path)
     frame = ma.load([augmentation_by_batch])
     report = ma.write_report(frame, tmp_path / "out" / "REPORT.md", command="multirun-analysis report sweep")
     text = report.read_text()
-    parts = ("## Objective and constraints", "250,000 learned parameters", "### sweep (8 runs)", "Δ test accuracy (pp)")
+    parts = ("## Objective and constraints", "250,000 learned parameters", "### sweep (8 runs)", "Δ test (pp)")
     for part in parts:
         assert part in text, part
     assert "62.50 ± 0.71" in text and "| conv1" in text and "best_test_accuracy` (the highest" in text
