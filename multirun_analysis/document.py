@@ -22,7 +22,8 @@ body { font-family: system-ui, sans-serif; max-width: 84rem; margin: 2rem auto; 
 h1, h2, h3 { line-height: 1.2; } h2 { border-bottom: 1px solid #ddd; padding-bottom: .2rem; margin-top: 2.2rem; }
 table { border-collapse: collapse; margin: .8rem 0; font-size: .85rem; }
 th, td { border: 1px solid #ccc; padding: .25rem .5rem; white-space: nowrap; }
-th { background: #f3f3f3; text-align: left; white-space: normal; vertical-align: bottom; } tbody tr:nth-child(even) { background: #fafafa; }
+th { background: #f3f3f3; text-align: left; white-space: normal; vertical-align: bottom; }
+tbody tr:nth-child(even) { background: #fafafa; }
 td.number, th.number { text-align: right; font-variant-numeric: tabular-nums; }
 code { background: #f3f3f3; padding: 0 .2rem; border-radius: 3px; font-size: .9em; }
 img { max-width: 100%; height: auto; display: block; margin: .8rem 0; }
