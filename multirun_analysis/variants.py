@@ -15,8 +15,7 @@ from collections.abc import Sequence
 
 import pandas as pd
 
-from cifar_sweep.run_dirs import ADDED_KEYS, NOT_COMPARED
-from cifar_sweep.schema import CONFIG_GROUPS, VARIANT_GROUPS
+from cifar_sweep.schema import ADDED_KEYS, CONFIG_GROUPS, NOT_COMPARED, VARIANT_GROUPS
 
 from .formatting import MISSING, missing, setting
 from .load import HEADLINE, row_of
