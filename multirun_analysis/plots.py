@@ -4,6 +4,7 @@ run's learning curve and per-class accuracy. Legends name each variant by the ke
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import pandas as pd
@@ -140,8 +141,11 @@ def per_class(run: pd.Series, path: Path) -> Path:
     classes = [c for c in run.index if c.startswith("class_") and pd.notna(run[c])]
     fig, ax = plt.subplots(figsize=(8, 3.8), dpi=120)
     bars = ax.bar([c[len("class_") :] for c in classes], [100 * run[c] for c in classes])
-    ax.bar_label(bars, labels=[f"{100 * run[c]:.1f}" for c in classes], fontsize=7, padding=2)
-    ax.axhline(100 * run["test_accuracy"], color="C3", linestyle="--", label="all classes")
+    # the values inside the bars, where the line of the mean cannot cross them
+    ax.bar_label(bars, labels=[f"{100 * run[c]:.1f}" for c in classes], fontsize=8, label_type="center", color="white")
+    ax.axhline(
+        100 * run["test_accuracy"], color="C3", linestyle="--", label=f"all classes: {100 * run['test_accuracy']:.2f}%"
+    )
     ax.set_ylabel("test accuracy (%)")
     ax.set_ylim(0, 105)
     ax.set_title("Test accuracy per class")
@@ -173,8 +177,10 @@ def _number_axis(axis, values: pd.Series, unit: str = "") -> None:
     formatter = FuncFormatter(lambda v, _: f"{v:,.0f}") if unit == "s" else EngFormatter(places=None, sep=" ")
     if len(values) and values.max() / values.min() > 10:
         axis.axes.set_xscale("log")
-        axis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
-        axis.set_minor_formatter(NullFormatter())
+        decades = math.log10(values.max() / values.min())
+        # 1, 2, 5 in each decade while that is a few labels; only the powers of ten over a wider range
+        axis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0) if decades <= 2 else (1.0,), numticks=8))
+        axis.set_minor_formatter(NullFormatter())  # matplotlib labels minor ticks of short log axes: they overlap
     else:
         axis.set_major_locator(MaxNLocator(nbins=6))
     axis.set_major_formatter(formatter)

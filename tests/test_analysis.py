@@ -319,3 +319,26 @@ def test_numbers_as_a_reader_wants_them():
     assert f.count(233754) == "233,754" and f.engineering(40379488) == "40.4 M" and f.engineering(1.1698e11) == "117 G"
     assert f.engineering(512) == "512" and f.seconds(3432.06) == "3,432" and f.decimal(22.25) == "22.2"
     assert f.setting("[32, 32, 64]") == "32, 32, 64" and f.setting('["conv", "residual"]') == "conv, residual"
+
+
+@pytest.mark.parametrize("low, high", [(232_000, 249_000), (20_000, 1_500_000), (1_000, 3e9), (150, 3_500)])
+def test_number_axes_never_print_overlapping_labels(low, high):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from multirun_analysis.plots import _number_axis
+
+    fig, ax = plt.subplots(figsize=(8, 4.5), dpi=120)
+    values = pd.Series([low, (low * high) ** 0.5, high])
+    ax.scatter(values, [1, 2, 3])
+    _number_axis(ax.xaxis, values, unit="s" if high < 10_000 else "")
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    labels = [t for t in ax.get_xticklabels(which="both") if t.get_text() and t.get_visible()]
+    shown = [t for t in labels if ax.get_xlim()[0] <= t.get_position()[0] <= ax.get_xlim()[1]]
+    boxes = sorted((t.get_window_extent(renderer) for t in shown), key=lambda box: box.x0)
+    assert len(boxes) >= 2
+    assert all(left.x1 < right.x0 for left, right in zip(boxes, boxes[1:])), [t.get_text() for t in shown]
+    plt.close(fig)
