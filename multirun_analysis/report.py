@@ -116,22 +116,24 @@ def _objective(doc: Document, frame: pd.DataFrame, best: pd.Series | None, recor
     facts.append(f"Runs: {len(frame)} ({statuses}), in {len(studies.split(frame))} directories")
     doc.items(facts)
     if best is not None:
-        without = best.get("test_accuracy_without_tta")
         doc.text(
-            f"**Result: {percent(best['test_accuracy'])}% test accuracy**"
-            + (f" ({percent(without)}% without test-time augmentation)" if pd.notna(without) else "")
-            + f" with {_choice(best, 'model')}: {count(best['params'])} parameters, "
+            f"**Result:** {_test_accuracy(best)} with {_choice(best, 'model')}: {count(best['params'])} parameters, "
             f"{seconds(best.get('total_time_s'))} s in all (below)."
         )
 
 
+def _test_accuracy(best: pd.Series) -> str:
+    """`**92.19% test accuracy** (90.91% without test-time augmentation)`; the bracket only with test-time
+    augmentation."""
+    without = best.get("test_accuracy_without_tta")
+    extra = f" ({percent(without)}% without test-time augmentation)" if pd.notna(without) else ""
+    return f"**{percent(best['test_accuracy'])}% test accuracy**{extra}"
+
+
 def _best_network(doc: Document, frame: pd.DataFrame, best: pd.Series, record: dict, figures: Path) -> None:
     doc.heading(2, "The best network within the budget")
-    without = best.get("test_accuracy_without_tta")
     doc.text(
-        f"**{percent(best['test_accuracy'])}% test accuracy**"
-        + (f" ({percent(without)}% without test-time augmentation)" if pd.notna(without) else "")
-        + f": {_choice(best, 'model')}, {count(best['params'])} parameters, "
+        f"{_test_accuracy(best)}: {_choice(best, 'model')}, {count(best['params'])} parameters, "
         f"{engineering(best.get('ops_total'))} operations per image, {decimal(best.get('epochs'))} epochs, "
         f"{seconds(best.get('train_time_s'))} s of training ({seconds(best.get('total_time_s'))} s in all). "
         f"Run directory `{best['run_dir']}`, overrides `{best.get('overrides') or MISSING}`."

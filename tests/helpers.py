@@ -179,3 +179,18 @@ def tutorial_task(train, test, *, lr: float = 0.01, momentum: float = 0.9, chann
     return Task(
         model, optimizer, nn.CrossEntropyLoss(), train=Split(*train), test=Split(*test), normalize=normalize, **fields
     )
+
+
+def tiny_run(tmp_path: Path, data_archive: Path, *overrides: str) -> Path:
+    """A one-epoch run in this process on 40 synthetic training and 20 test images; returns its run directory."""
+    run_dir = tmp_path / "run"
+    run_in_process(
+        f"data.root={data_archive}",
+        f"data.cache_dir={tmp_path / 'cache'}",
+        "data.train_size=40",
+        "data.test_size=20",
+        "trainer.epochs=1",
+        *overrides,
+        f"hydra.run.dir={run_dir}",
+    )
+    return run_dir

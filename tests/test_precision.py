@@ -14,7 +14,7 @@ from cifar_sweep.device import Runtime, cpu_bf16_features, describe_precision, p
 from cifar_sweep.errors import ConfigError
 
 from . import synthetic
-from .helpers import run_in_process, tutorial_task
+from .helpers import tiny_run, tutorial_task
 
 CPU = torch.device("cpu")
 
@@ -89,16 +89,7 @@ def test_a_run_on_the_cpu_says_which_precision_it_chose(tmp_path, data_archive, 
     """The app applies the rule: the tutorial network at batch 20 (26 M operations a batch) trains in float32 under
     auto, on a CPU with native bf16 (the reason said) as on one without."""
     caplog.set_level(logging.INFO, logger="cifar_sweep")
-    run_dir = tmp_path / "run"
-    run_in_process(
-        f"data.root={data_archive}",
-        f"data.cache_dir={tmp_path / 'cache'}",
-        "data.train_size=40",
-        "data.test_size=20",
-        "data.batch_size=20",
-        "trainer.epochs=1",
-        f"hydra.run.dir={run_dir}",
-    )
+    run_dir = tiny_run(tmp_path, data_archive, "data.batch_size=20")
     record = json.loads((run_dir / "result.json").read_text())
     assert record["speed"]["autocast"] == "None"
     why = "runtime.amp=auto: a training batch's forward pass is 26 M" if cpu_bf16_features() else "no native bf16"

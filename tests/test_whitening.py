@@ -13,7 +13,7 @@ from cifar_sweep.models import ConvNet
 from cifar_sweep.models.whitening import PatchWhitening
 from cifar_sweep.pieces import DataFitting, data_fitting
 
-from .helpers import run_in_process
+from .helpers import tiny_run
 
 
 def correlated_images(n=300, seed=0) -> torch.Tensor:
@@ -67,18 +67,7 @@ def test_the_piece_fits_the_layer_on_training_images_only(caplog):
 
 def test_a_run_fits_it_inside_training_and_records_its_parameters(tmp_path, data_archive, caplog):
     caplog.set_level(logging.INFO, logger="cifar_sweep")
-    run_dir = tmp_path / "run"
-    run_in_process(
-        f"data.root={data_archive}",
-        f"data.cache_dir={tmp_path / 'cache'}",
-        "data.train_size=40",
-        "data.test_size=20",
-        "model=convnet",
-        "model.widths=[8]",
-        "model.whiten=2",
-        "trainer.epochs=1",
-        f"hydra.run.dir={run_dir}",
-    )
+    run_dir = tiny_run(tmp_path, data_archive, "model=convnet", "model.widths=[8]", "model.whiten=2")
     assert "fitted PatchWhitening to 40 training images" in caplog.text
     state = torch.load(run_dir / "checkpoint.pt", weights_only=False)
     weights = next(v for k, v in state["loop"]["model"].items() if k.endswith("features.0.0.weight"))
