@@ -14,8 +14,9 @@ from pathlib import Path
 
 import optuna
 import pytest
+from omegaconf import OmegaConf
 
-from .helpers import TINY, cifar_sweep, search, study_in
+from .helpers import CONF, TINY, cifar_sweep, search, study_in
 
 # A trial whose heartbeat stopped 2 s ago is taken for one left by a killed sweep.
 QUICK_RETRY = ("hydra.sweeper.heartbeat_interval_s=1", "hydra.sweeper.grace_period_s=2")
@@ -313,3 +314,62 @@ def test_the_grid_sampler_tries_every_combination_once(tmp_path, app_env, data_a
     bad = cifar_sweep(*search(tmp_path / "bad", data_archive, "hydra/sweeper/sampler=grid"), env=app_env, cwd=tmp_path)
     assert bad.returncode != 0 and "the grid sampler needs choice() for every param" in bad.stderr
     assert "optimizer.lr" in bad.stderr and not (tmp_path / "bad" / "sweep" / "0").exists()
+
+
+def test_a_study_whose_constraint_was_named_continues_under_every_sampler(tmp_path, app_env, data_archive):
+    """Studies written before the constraint became the list optuna-dashboard reads stored it by name
+    (Trial.set_constraint("params_over_budget", excess)). They continue, their trials counted as before, under the
+    GP sampler too, which needs as many constraints on every completed trial (old and new ones: one each)."""
+    from hydra_plugins.cifar_sweep_optuna.sweeper import search_space
+
+    demo = OmegaConf.load(CONF / "hparams_search" / "demo.yaml").hydra.sweeper.params
+    space = search_space([f"{key}={value}" for key, value in demo.items()])
+    old = optuna.create_study(study_name="demo", storage=f"sqlite:///{tmp_path / 'study.db'}", direction="maximize")
+    written = {}
+    for widths, params, status in (("[64, 128, 256]", 40_000, "over_budget"), ("[16, 32]", 20_000, "completed")):
+        old.enqueue_trial({"model.widths": widths, "model.block": "conv", "model.batch_norm": False})
+        trial = old.ask(space.distributions)
+        trial.set_user_attr("params", params)
+        trial.set_user_attr("status", status)
+        trial.set_constraint("params_over_budget", params - 30_000)  # as the sweeper stored it then
+        if status == "completed":
+            trial.set_user_attr("launched", True)
+            old.tell(trial, 0.3)
+        else:
+            old.tell(trial, state=optuna.trial.TrialState.PRUNED)
+        written[trial.number] = params - 30_000
+
+    args = search(
+        tmp_path,
+        data_archive,
+        "trainer.epochs=1",
+        "budget.max_params=30000",
+        "hydra.sweeper.n_trials=3",
+        "hydra/sweeper/sampler=gp",
+        "+hydra.sweeper.sampler.n_startup_trials=1",  # the GP, and its constraints, from the first new trial
+    )
+    done = cifar_sweep(*args, env=app_env, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    trials = study_in(tmp_path).get_trials()
+    for trial in trials:
+        if trial.number in written:  # as they were: the old over-budget trial still infeasible
+            assert trial.constraints == {"params_over_budget": written[trial.number]}
+        else:
+            assert trial.constraints == {"0": trial.user_attrs["params"] - 30_000}
+    assert len([t for t in trials if t.user_attrs.get("launched")]) == 3  # the old launched trial counts
+    assert len([t for t in trials if t.state == optuna.trial.TrialState.COMPLETE]) == 3
+    assert sorted(runs(tmp_path)) == sorted(t.number for t in trials if t.number not in written and t.user_attrs.get("launched"))
+
+
+def test_a_retry_keeps_the_named_constraint_it_inherits():
+    """A retried trial inherits its stale trial's system attributes: one whose constraint was stored by name keeps
+    just that one; any other trial gets the list."""
+    from hydra_plugins.cifar_sweep_optuna.sweeper import CifarOptunaSweeper
+
+    study = optuna.create_study()
+    inherited, fresh = study.ask(), study.ask()
+    inherited.set_constraint("params_over_budget", -5.0)
+    CifarOptunaSweeper._record_excess(study, inherited, -5.0)
+    CifarOptunaSweeper._record_excess(study, fresh, 7.0)
+    assert inherited.constraints == {"params_over_budget": -5.0}
+    assert fresh.constraints == {"0": 7.0}
