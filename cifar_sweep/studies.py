@@ -83,12 +83,11 @@ class TrialReporter:
     def __init__(self, sweeper_cfg: Any, number: int):
         import optuna
 
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            storage = open_storage(str(sweeper_cfg.storage))
-            self.study = optuna.load_study(
-                study_name=sweeper_cfg.study_name, storage=storage, pruner=make_pruner(sweeper_cfg.get("pruner"))
-            )
+        self.study = optuna.load_study(
+            study_name=sweeper_cfg.study_name,
+            storage=open_storage(str(sweeper_cfg.storage)),
+            pruner=make_pruner(sweeper_cfg.get("pruner")),
+        )
         self.trial = trial_of(self.study, number)  # the trial the sweeper asked for and launched this run as
 
     def report(self, value: float, epoch: int) -> None:

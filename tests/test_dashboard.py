@@ -39,17 +39,16 @@ def get(url: str) -> dict:
 def dashboard(tmp_path):
     """start(storage_url) runs `optuna-dashboard URL` on a free local port and returns its base URL once it answers;
     the server is stopped at the end of the test."""
-    servers: list[subprocess.Popen] = []
+    servers: list[tuple[subprocess.Popen, object]] = []
 
     def start(storage: str) -> str:
         port = free_port()
         log = (tmp_path / "dashboard.log").open("w")
+        command = [str(Path(sys.executable).parent / "optuna-dashboard"), storage]
         server = subprocess.Popen(
-            [str(Path(sys.executable).parent / "optuna-dashboard"), storage, "--host", "127.0.0.1", "--port", str(port)],
-            stdout=log,
-            stderr=subprocess.STDOUT,
+            [*command, "--host", "127.0.0.1", "--port", str(port)], stdout=log, stderr=subprocess.STDOUT
         )
-        servers.append(server)
+        servers.append((server, log))
         base = f"http://127.0.0.1:{port}"
         deadline = time.time() + 60
         while time.time() < deadline:
@@ -62,13 +61,14 @@ def dashboard(tmp_path):
         pytest.fail(f"optuna-dashboard did not answer in 60 s: {(tmp_path / 'dashboard.log').read_text()[-3000:]}")
 
     yield start
-    for server in servers:
+    for server, log in servers:
         server.terminate()
         try:
             server.wait(timeout=10)
         except subprocess.TimeoutExpired:
             server.kill()
             server.wait()
+        log.close()
 
 
 def attrs(trial: dict) -> dict[str, str]:
