@@ -55,6 +55,23 @@ def record_trial_heartbeat(study: Any, trial: Any) -> None:
     study._storage.record_heartbeat(trial._trial_id)
 
 
+# Optuna's system attribute for a trial's constraint values, as a list; what optuna-dashboard reads.
+CONSTRAINTS_KEY = "constraints"
+
+
+def record_constraints(study: Any, trial: Any, values: list[float]) -> None:
+    """Store the trial's constraint values (each > 0 is infeasible) where both Optuna and optuna-dashboard read them.
+
+    Wraps Study._storage, Trial._trial_id and the list format of Optuna's `constraints` system attribute
+    (optuna.study._constrained_optimization._CONSTRAINTS_KEY). The public Trial.set_constraint(name, value)
+    stores each value under a key of its own, `constraints:NAME`, which Optuna's samplers read but
+    optuna-dashboard (0.21) does not: its API and plots read only the list under `constraints`, the format a
+    sampler's constraints_func writes, which Optuna reads too (FrozenTrial.constraints names the values
+    "0", "1", ...). Optuna has no public way to write that list from ask-and-tell. Only the list, not both formats:
+    Optuna would count each constraint twice."""
+    study._storage.set_trial_system_attr(trial._trial_id, CONSTRAINTS_KEY, [float(v) for v in values])
+
+
 def trial_of(study: Any, number: int) -> Any:
     """The live optuna.trial.Trial numbered `number` in the study, to report to and ask should_prune().
 
@@ -161,6 +178,17 @@ def _trial_knows_its_id() -> bool:
     return isinstance(trial._trial_id, int) and study._storage.get_trial(trial._trial_id).number == trial.number
 
 
+def _constraints_list_is_read_by_optuna() -> bool:
+    import optuna
+
+    study = _in_memory_study()
+    trial = study.ask()
+    record_constraints(study, trial, [3.0])
+    study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+    key = resolve("optuna.study._constrained_optimization._CONSTRAINTS_KEY")
+    return key == CONSTRAINTS_KEY and study.get_trials()[0].constraints == {"0": 3.0}
+
+
 def _is_dispatch_mode_class() -> bool:
     mode = resolve("torch.utils._python_dispatch.TorchDispatchMode")
     return isinstance(mode, type) and hasattr(mode, "__torch_dispatch__") and hasattr(mode, "__enter__")
@@ -173,5 +201,6 @@ PRIVATE_APIS: tuple[PrivateApi, ...] = (
     PrivateApi("optuna.study.Study._storage", _study_keeps_its_storage),
     PrivateApi("optuna.study.Study._study_id", _study_knows_its_id),
     PrivateApi("optuna.trial.Trial._trial_id", _trial_knows_its_id),
+    PrivateApi("optuna.study._constrained_optimization._CONSTRAINTS_KEY", _constraints_list_is_read_by_optuna),
     PrivateApi("torch.utils._python_dispatch.TorchDispatchMode", _is_dispatch_mode_class),
 )

@@ -8,14 +8,34 @@ through the same storage URL.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import re
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from .private_apis import trial_of
 
 log = logging.getLogger("cifar_sweep")
+
+
+@contextlib.contextmanager
+def using_experimental(*features: str) -> Iterator[None]:
+    """Optuna features the project uses on purpose, their ExperimentalWarning silenced while they are used: a user
+    has nothing to do about them, and every sweep would print them. Each is named as Optuna's warning names it:
+    an argument (heartbeat_interval), a class (RetryHeartbeatStaleTrialCallback), a function (fail_stale_trials).
+    Any other warning, another experimental feature's included, still shows."""
+    from optuna.exceptions import ExperimentalWarning
+
+    with warnings.catch_warnings():
+        for feature in features:
+            # "Argument ``heartbeat_interval`` is an experimental feature. ...", "fail_stale_trials is experimental
+            # (supported from v2.9.0). ..." (functions are named with their module)
+            message = rf"(Argument ``)?([\w.]+\.)?{re.escape(feature)}(``)? is (an )?experimental"
+            warnings.filterwarnings("ignore", message=message, category=ExperimentalWarning)
+        yield
 
 
 def open_storage(url: str, heartbeat_interval_s: int | None = None, grace_period_s: int | None = None) -> Any:
@@ -30,17 +50,17 @@ def open_storage(url: str, heartbeat_interval_s: int | None = None, grace_period
         Path(url[len("sqlite:///") :]).parent.mkdir(parents=True, exist_ok=True)
     if not heartbeat_interval_s:
         return optuna.storages.RDBStorage(url)
-    # A trial whose heartbeat went stale (its sweep was killed) is queued again, with its parameters.
-    with warnings.catch_warnings():  # the callbacks are marked experimental; they are Optuna's documented way
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+    # A trial whose heartbeat went stale (its sweep was killed) is queued again, with its parameters. Heartbeats
+    # and the retry callbacks are marked experimental; they are Optuna's documented way.
+    with using_experimental("heartbeat_interval", "RetryHeartbeatStaleTrialCallback", "RetryFailedTrialCallback"):
         retry = (
             {"heartbeat_stale_trial_callback": optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=3)}
             if hasattr(optuna.storages, "RetryHeartbeatStaleTrialCallback")
             else {"failed_trial_callback": optuna.storages.RetryFailedTrialCallback(max_retry=3)}
         )
-    return optuna.storages.RDBStorage(
-        url, heartbeat_interval=heartbeat_interval_s, grace_period=grace_period_s, **retry
-    )
+        return optuna.storages.RDBStorage(
+            url, heartbeat_interval=heartbeat_interval_s, grace_period=grace_period_s, **retry
+        )
 
 
 def make_pruner(conf: Any) -> Any:
@@ -63,12 +83,11 @@ class TrialReporter:
     def __init__(self, sweeper_cfg: Any, number: int):
         import optuna
 
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            storage = open_storage(str(sweeper_cfg.storage))
-            self.study = optuna.load_study(
-                study_name=sweeper_cfg.study_name, storage=storage, pruner=make_pruner(sweeper_cfg.get("pruner"))
-            )
+        self.study = optuna.load_study(
+            study_name=sweeper_cfg.study_name,
+            storage=open_storage(str(sweeper_cfg.storage)),
+            pruner=make_pruner(sweeper_cfg.get("pruner")),
+        )
         self.trial = trial_of(self.study, number)  # the trial the sweeper asked for and launched this run as
 
     def report(self, value: float, epoch: int) -> None:

@@ -14,11 +14,17 @@ from pathlib import Path
 
 import optuna
 import pytest
+from omegaconf import OmegaConf
 
-from .helpers import TINY, cifar_sweep, search, study_in
+from .helpers import CONF, TINY, cifar_sweep, search, study_in
 
 # A trial whose heartbeat stopped 2 s ago is taken for one left by a killed sweep.
 QUICK_RETRY = ("hydra.sweeper.heartbeat_interval_s=1", "hydra.sweeper.grace_period_s=2")
+
+
+def warnings_in(done: subprocess.CompletedProcess) -> list[str]:
+    """The Python warnings a sweep printed (Optuna's ExperimentalWarning of heartbeats): a user reads the console."""
+    return [line for line in (done.stdout + done.stderr).splitlines() if "Warning:" in line]
 
 
 def runs(tmp_path) -> dict[int, dict]:
@@ -29,6 +35,7 @@ def test_over_budget_trials_are_never_launched_and_a_rerun_continues(tmp_path, a
     args = search(tmp_path, data_archive, "trainer.epochs=1", "budget.max_params=30000", "hydra.sweeper.n_trials=3")
     done = cifar_sweep(*args, env=app_env, cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-3000:]
+    assert not warnings_in(done), warnings_in(done)  # what the project uses on purpose prints nothing
     study = study_in(tmp_path)
     trials = study.get_trials()
     over = [t for t in trials if t.user_attrs.get("status") == "over_budget"]
@@ -47,6 +54,7 @@ def test_over_budget_trials_are_never_launched_and_a_rerun_continues(tmp_path, a
     args = search(tmp_path, data_archive, "trainer.epochs=1", "budget.max_params=30000", "hydra.sweeper.n_trials=5")
     again = cifar_sweep(*args, env=app_env, cwd=tmp_path)
     assert again.returncode == 0, again.stderr[-3000:]
+    assert not warnings_in(again), warnings_in(again)  # what the project uses on purpose prints nothing
     study = study_in(tmp_path)
     launched_now = [t.number for t in study.get_trials() if t.user_attrs.get("launched")]
     assert len(launched_now) == 5 and sorted(runs(tmp_path)) == sorted(launched_now)
@@ -96,6 +104,7 @@ def test_a_sweep_killed_mid_trial_is_resumed_and_the_trial_retried(tmp_path, app
         cwd=tmp_path,
     )
     assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert not warnings_in(resumed), warnings_in(resumed)  # what the project uses on purpose prints nothing
     trials = study_in(tmp_path).get_trials()
     states = {t.number: t.state for t in trials}
     assert states[killed[0].number] == optuna.trial.TrialState.FAIL
@@ -157,6 +166,7 @@ def test_pruning_stops_unpromising_trials(tmp_path, app_env, data_archive):
     )
     done = cifar_sweep(*args, env=app_env, cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-3000:]
+    assert not warnings_in(done), warnings_in(done)  # what the project uses on purpose prints nothing
     trials = study_in(tmp_path).get_trials()
     pruned = [t for t in trials if t.user_attrs.get("status") == "pruned"]
     assert pruned, [(t.number, t.state, t.intermediate_values) for t in trials]
@@ -313,3 +323,61 @@ def test_the_grid_sampler_tries_every_combination_once(tmp_path, app_env, data_a
     bad = cifar_sweep(*search(tmp_path / "bad", data_archive, "hydra/sweeper/sampler=grid"), env=app_env, cwd=tmp_path)
     assert bad.returncode != 0 and "the grid sampler needs choice() for every param" in bad.stderr
     assert "optimizer.lr" in bad.stderr and not (tmp_path / "bad" / "sweep" / "0").exists()
+
+
+def test_a_study_whose_constraint_was_named_continues(tmp_path, app_env, data_archive):
+    """Studies written before the constraint became the list optuna-dashboard reads stored it by name
+    (Trial.set_constraint("params_over_budget", excess)). They continue, their trials counted as before, and every
+    trial, old or new, has one constraint: GPSampler needs as many on every completed trial."""
+    from hydra_plugins.cifar_sweep_optuna.sweeper import search_space
+
+    demo = OmegaConf.load(CONF / "hparams_search" / "demo.yaml").hydra.sweeper.params
+    space = search_space([f"{key}={value}" for key, value in demo.items()])
+    old = optuna.create_study(study_name="demo", storage=f"sqlite:///{tmp_path / 'study.db'}", direction="maximize")
+    written = {}
+    for widths, params, status in (("[64, 128, 256]", 40_000, "over_budget"), ("[16, 32]", 20_000, "completed")):
+        old.enqueue_trial({"model.widths": widths, "model.block": "conv", "model.batch_norm": False})
+        trial = old.ask(space.distributions)
+        trial.set_user_attr("params", params)
+        trial.set_user_attr("status", status)
+        trial.set_constraint("params_over_budget", params - 30_000)  # as the sweeper stored it then
+        if status == "completed":
+            trial.set_user_attr("launched", True)
+            old.tell(trial, 0.3)
+        else:
+            old.tell(trial, state=optuna.trial.TrialState.PRUNED)
+        written[trial.number] = params - 30_000
+
+    args = search(
+        tmp_path,
+        data_archive,
+        "trainer.epochs=1",
+        "budget.max_params=30000",
+        "hydra.sweeper.n_trials=3",
+    )
+    done = cifar_sweep(*args, env=app_env, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    trials = study_in(tmp_path).get_trials()
+    for trial in trials:
+        if trial.number in written:  # as they were: the old over-budget trial still infeasible
+            assert trial.constraints == {"params_over_budget": written[trial.number]}
+        else:
+            assert trial.constraints == {"0": trial.user_attrs["params"] - 30_000}
+    assert len([t for t in trials if t.user_attrs.get("launched")]) == 3  # the old launched trial counts
+    assert len([t for t in trials if t.state == optuna.trial.TrialState.COMPLETE]) == 3
+    new_launched = [t.number for t in trials if t.number not in written and t.user_attrs.get("launched")]
+    assert sorted(runs(tmp_path)) == sorted(new_launched)
+
+
+def test_a_retry_keeps_the_named_constraint_it_inherits():
+    """A retried trial inherits its stale trial's system attributes: one whose constraint was stored by name keeps
+    just that one; any other trial gets the list."""
+    from hydra_plugins.cifar_sweep_optuna.sweeper import CifarOptunaSweeper
+
+    study = optuna.create_study()
+    inherited, fresh = study.ask(), study.ask()
+    inherited.set_constraint("params_over_budget", -5.0)
+    CifarOptunaSweeper._record_excess(study, inherited, -5.0)
+    CifarOptunaSweeper._record_excess(study, fresh, 7.0)
+    assert inherited.constraints == {"params_over_budget": -5.0}
+    assert fresh.constraints == {"0": 7.0}

@@ -4,8 +4,8 @@
 
 For each trial: ask Optuna for parameters, compose the trial's config, count its parameters on the
 meta device (cifar_sweep.budget, the function the trainer uses), and either launch it or, when it is
-over budget, tell Optuna it was infeasible (Trial.set_constraint > 0, state PRUNED, user attribute
-`status: over_budget`) without launching it, and ask again.
+over budget, tell Optuna it was infeasible (its constraint, the parameters over the budget, > 0; state PRUNED;
+user attribute `status: over_budget`) without launching it, and ask again.
 
 The study lives in `storage` (SQLite by default, in a stable place): rerunning the same command
 continues it; `n_trials` is the total of launched trials the study should reach and job numbers
@@ -44,11 +44,12 @@ from optuna.trial import TrialState
 
 from cifar_sweep import run_dirs
 from cifar_sweep.errors import ConfigError
-from cifar_sweep.private_apis import heartbeat_enabled, record_trial_heartbeat
+from cifar_sweep.private_apis import heartbeat_enabled, record_constraints, record_trial_heartbeat
 from cifar_sweep.schema import RESULT_FILE, Status
 
 log = logging.getLogger(__name__)
 LAUNCHED = "launched"  # user attribute of every trial that was actually trained
+NAMED_CONSTRAINT = "params_over_budget"  # the constraint's name in studies written before the dashboard could show it
 # What a database says when two workers create Optuna's tables or the study at the same moment.
 CREATION_RACES = ("IntegrityError", "UniqueViolation", "DuplicateTable", "already exists")
 
@@ -242,8 +243,6 @@ class CifarOptunaSweeper(Sweeper):
 
     def _open_study(self, distributions: dict[str, BaseDistribution]) -> optuna.Study:
         """The study to continue, its trials left running by a killed sweep failed (and so retried)."""
-        # Optuna warns that heartbeats are meant for Study.optimize; this sweeper records them itself (_heartbeat).
-        warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed to be used with Study.optimize")
         study = self._study(distributions)
         self._cap_trials_at_grid_size(study, distributions)
         self._fail_stale_trials(study)
@@ -260,8 +259,9 @@ class CifarOptunaSweeper(Sweeper):
     def _fail_stale_trials(self, study: optuna.Study) -> None:
         """Fail the trials whose heartbeat stopped: the storage's retry callback queues their parameters again."""
         running = _running_numbers(study)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        from cifar_sweep.studies import using_experimental
+
+        with using_experimental("fail_stale_trials"):
             optuna.storages.fail_stale_trials(study)
         stale = running - _running_numbers(study)
         if stale:
@@ -309,7 +309,10 @@ class CifarOptunaSweeper(Sweeper):
         # The room is measured before the batch: its own trials count as launched as soon as they are claimed.
         room = min(self.n_jobs, self.n_trials - self._launched(study))
         while len(batch) < room:
-            trial = study.ask(space.distributions)
+            with warnings.catch_warnings():
+                # Optuna warns that heartbeats are meant for Study.optimize; this sweeper records them (_heartbeat).
+                warnings.filterwarnings("ignore", "Heartbeat of storage is supposed to be used", UserWarning)
+                trial = study.ask(space.distributions)
             overrides = space.fixed + [_as_override(k, v) for k, v in trial.params.items()]
             if self.custom_search_space:
                 overrides += self._custom(trial, overrides)
@@ -325,7 +328,7 @@ class CifarOptunaSweeper(Sweeper):
     def _reject(self, study: optuna.Study, trial: optuna.Trial, overrides: list[str]) -> bool:
         """Tell Optuna a trial over budget or impossible, never launched; True when it was. Many in a row stop
         the sweep: the search space hardly holds a launchable network."""
-        verdict = self._check(trial, overrides)
+        verdict = self._check(study, trial, overrides)
         if verdict is None:
             self._rejected_in_a_row = 0
             return False
@@ -433,7 +436,7 @@ class CifarOptunaSweeper(Sweeper):
             and (t.state != TrialState.FAIL or t.user_attrs.get("status") == Status.FAILED)
         )
 
-    def _check(self, trial: optuna.Trial, overrides: list[str]) -> Status | None:
+    def _check(self, study: optuna.Study, trial: optuna.Trial, overrides: list[str]) -> Status | None:
         """None when the trial may be launched; otherwise why not (the trial's user attribute `status`)."""
         from cifar_sweep.budget import count_config_params
 
@@ -448,8 +451,9 @@ class CifarOptunaSweeper(Sweeper):
             trial.set_user_attr("error", str(error).splitlines()[0] if str(error) else type(error).__name__)
             return Status.INVALID
         trial.set_user_attr("params", params)
-        # Optuna's constraint mechanism: > 0 is infeasible; samplers that handle constraints learn from it.
-        trial.set_constraint("params_over_budget", float(params - limit) if limit is not None else 0.0)
+        if limit is not None:
+            trial.set_user_attr("max_params", limit)  # beside params in the dashboard's trial table
+        self._record_excess(study, trial, float(params - limit) if limit is not None else 0.0)
         if limit is not None and params > limit:
             trial.set_user_attr("status", Status.OVER_BUDGET.value)
             log.info(
@@ -460,6 +464,16 @@ class CifarOptunaSweeper(Sweeper):
             )
             return Status.OVER_BUDGET
         return None
+
+    @staticmethod
+    def _record_excess(study: optuna.Study, trial: optuna.Trial, excess: float) -> None:
+        """The parameters over the budget as the trial's one constraint (> 0 is infeasible): samplers that handle
+        constraints learn from it, and optuna-dashboard shows it (see private_apis.record_constraints)."""
+        if NAMED_CONSTRAINT in trial.constraints:
+            # A retry of a trial asked by an earlier version, which stored it with Trial.set_constraint, inherits
+            # that constraint; a second one would break GPSampler, which needs as many on every trial.
+            return
+        record_constraints(study, trial, [excess])
 
     def _custom(self, trial: optuna.Trial, overrides: list[str]) -> list[str]:
         module, _, name = str(self.custom_search_space).rpartition(".")
