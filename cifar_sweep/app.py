@@ -33,6 +33,7 @@ from .console import format_per_class
 from .data import CIFAR10, load_cifar10
 from .device import Runtime, describe_hardware, describe_precision
 from .errors import ConfigError, RunFailed, StorageError, find_user_error, one_line
+from .passwords import hide_passwords
 from .private_apis import hydra_args_parser
 from .records import RunRecord
 from .schema import CHECKPOINT_FILE, OBJECTIVES, Status
@@ -58,7 +59,7 @@ def cli() -> None:
     value of each sweep."""
     problem = composition_problem(sys.argv[1:])
     if problem:
-        print(f"cifar-sweep: error: {problem}", file=sys.stderr)
+        print(f"cifar-sweep: error: {hide_passwords(problem)}", file=sys.stderr)  # it may quote an override
         raise SystemExit(2)
     main()
 

@@ -44,6 +44,7 @@ from optuna.trial import TrialState
 
 from cifar_sweep import run_dirs
 from cifar_sweep.errors import ConfigError
+from cifar_sweep.passwords import hide_passwords
 from cifar_sweep.private_apis import heartbeat_enabled, record_trial_heartbeat
 from cifar_sweep.schema import RESULT_FILE, Status
 
@@ -217,7 +218,7 @@ class CifarOptunaSweeper(Sweeper):
         return study
 
     def _create_or_load_study(self, sampler: optuna.samplers.BaseSampler) -> optuna.Study:
-        from cifar_sweep.studies import make_pruner
+        from cifar_sweep.studies import MissingDriver, make_pruner
 
         directions = [str(d) for d in self.directions]
         for attempt in itertools.count(1):
@@ -230,14 +231,18 @@ class CifarOptunaSweeper(Sweeper):
                     directions=directions,
                     load_if_exists=True,
                 )
+            except MissingDriver as error:
+                raise CompactHydraException(f"cifar-sweep: error: hydra.sweeper.storage={error}") from None
             except Exception as error:  # workers started together race to create the tables and the study
                 if attempt < 10 and any(word in type(error).__name__ + repr(error) for word in CREATION_RACES):
                     time.sleep(0.2 + random.random())
                     continue
                 reason = str(error).splitlines()[0] if str(error) else type(error).__name__
                 raise CompactHydraException(
-                    f"cifar-sweep: error: cannot open the study {self.study_name} in {self.storage_url} ({reason}): "
-                    f"check hydra.sweeper.storage, that the server is up and the credentials"
+                    hide_passwords(
+                        f"cifar-sweep: error: cannot open the study {self.study_name} in {self.storage_url} "
+                        f"({reason}): check hydra.sweeper.storage, that the server is up and the credentials"
+                    )
                 ) from None
 
     def _open_study(self, distributions: dict[str, BaseDistribution]) -> optuna.Study:
@@ -286,7 +291,7 @@ class CifarOptunaSweeper(Sweeper):
         log.info(
             "study %s in %s: %d of %d trials launched so far",
             self.study_name,
-            self.storage_url,
+            hide_passwords(self.storage_url),
             self._launched(study),
             self.n_trials,
         )
