@@ -9,6 +9,8 @@ The return value is the configured objective, so that sweepers (Optuna) can opti
 
 from __future__ import annotations
 
+import contextlib
+import io
 import itertools
 import logging
 import os
@@ -61,7 +63,24 @@ def cli() -> None:
     if problem:
         print(f"cifar-sweep: error: {hide_passwords(problem)}", file=sys.stderr)  # it may quote an override
         raise SystemExit(2)
+    if shows_config(sys.argv[1:]):
+        # --cfg hydra|all and --info print Hydra's config, where a storage URL's password would show
+        printed = io.StringIO()
+        try:
+            with contextlib.redirect_stdout(printed):
+                main()
+        finally:
+            print(hide_passwords(printed.getvalue()), end="")
+        return
     main()
+
+
+def shows_config(argv: list[str]) -> bool:
+    try:
+        args = hydra_args_parser().parse_args(argv)
+    except SystemExit:
+        return False
+    return bool(args.cfg or args.info)
 
 
 def composition_problem(argv: list[str]) -> str | None:

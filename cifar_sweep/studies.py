@@ -48,16 +48,16 @@ def open_storage(url: str, heartbeat_interval_s: int | None = None, grace_period
     if not heartbeat_interval_s:
         return optuna.storages.RDBStorage(url)
     # A trial whose heartbeat went stale (its sweep was killed) is queued again, with its parameters.
-    with warnings.catch_warnings():  # the callbacks are marked experimental; they are Optuna's documented way
+    with warnings.catch_warnings():  # heartbeats and their callbacks are marked experimental: Optuna's documented way
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         retry = (
             {"heartbeat_stale_trial_callback": optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=3)}
             if hasattr(optuna.storages, "RetryHeartbeatStaleTrialCallback")
             else {"failed_trial_callback": optuna.storages.RetryFailedTrialCallback(max_retry=3)}
         )
-    return optuna.storages.RDBStorage(
-        url, heartbeat_interval=heartbeat_interval_s, grace_period=grace_period_s, **retry
-    )
+        return optuna.storages.RDBStorage(
+            url, heartbeat_interval=heartbeat_interval_s, grace_period=grace_period_s, **retry
+        )
 
 
 def check_driver(url: str) -> None:

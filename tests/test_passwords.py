@@ -85,6 +85,9 @@ def test_a_run_writes_no_password_and_reruns_as_the_same_configuration(tmp_path,
     assert "storage: postgresql://alice:***@dbhost/optuna" in hydra_yaml
     assert "hydra.sweeper.storage='postgresql://alice:***@dbhost/optuna'" in hydra_yaml  # the override too
     assert traces("SECRETPW", done.stdout + done.stderr, tmp_path) == []
+    shown = cifar_sweep("--cfg", "hydra", *args, env=app_env, cwd=tmp_path)  # Hydra's config, printed
+    assert shown.returncode == 0 and "storage: postgresql://alice:***@dbhost/optuna" in shown.stdout
+    assert "SECRETPW" not in shown.stdout + shown.stderr
 
     again = cifar_sweep(*args, env=app_env, cwd=tmp_path)  # the real URL again: the same configuration, finished
     assert again.returncode == 0 and "holds a finished run of this configuration" in again.stdout, again.stderr

@@ -139,6 +139,12 @@ def _run_status(run_dir: Any) -> str | None:
         return None
 
 
+def _stop(message: str) -> None:
+    """Bad input: one line and exit 1 (a CompactHydraException would add Hydra's HYDRA_FULL_ERROR hint)."""
+    print(f"cifar-sweep: error: {message}", file=sys.stderr)
+    raise SystemExit(1)
+
+
 def _running_numbers(study: optuna.Study) -> set[int]:
     return {t.number for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))}
 
@@ -232,18 +238,18 @@ class CifarOptunaSweeper(Sweeper):
                     load_if_exists=True,
                 )
             except MissingDriver as error:
-                raise CompactHydraException(f"cifar-sweep: error: hydra.sweeper.storage={error}") from None
+                _stop(f"hydra.sweeper.storage={error}")
             except Exception as error:  # workers started together race to create the tables and the study
                 if attempt < 10 and any(word in type(error).__name__ + repr(error) for word in CREATION_RACES):
                     time.sleep(0.2 + random.random())
                     continue
                 reason = str(error).splitlines()[0] if str(error) else type(error).__name__
-                raise CompactHydraException(
+                _stop(
                     hide_passwords(
-                        f"cifar-sweep: error: cannot open the study {self.study_name} in {self.storage_url} "
-                        f"({reason}): check hydra.sweeper.storage, that the server is up and the credentials"
+                        f"cannot open the study {self.study_name} in {self.storage_url} ({reason}): "
+                        f"check hydra.sweeper.storage, that the server is up and the credentials"
                     )
-                ) from None
+                )
 
     def _open_study(self, distributions: dict[str, BaseDistribution]) -> optuna.Study:
         """The study to continue, its trials left running by a killed sweep failed (and so retried)."""
