@@ -48,7 +48,7 @@ def open_storage(url: str, heartbeat_interval_s: int | None = None, grace_period
     if not heartbeat_interval_s:
         return optuna.storages.RDBStorage(url)
     # A trial whose heartbeat went stale (its sweep was killed) is queued again, with its parameters.
-    with warnings.catch_warnings():  # heartbeats and their callbacks are marked experimental: Optuna's documented way
+    with warnings.catch_warnings():  # Optuna marks heartbeats and their callbacks experimental; its documented way
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         retry = (
             {"heartbeat_stale_trial_callback": optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=3)}

@@ -28,7 +28,7 @@ import time
 import warnings
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, NoReturn
 
 import optuna
 from hydra.core.override_parser.overrides_parser import OverridesParser
@@ -139,7 +139,7 @@ def _run_status(run_dir: Any) -> str | None:
         return None
 
 
-def _stop(message: str) -> None:
+def _stop(message: str) -> NoReturn:
     """Bad input: one line and exit 1 (a CompactHydraException would add Hydra's HYDRA_FULL_ERROR hint)."""
     print(f"cifar-sweep: error: {message}", file=sys.stderr)
     raise SystemExit(1)
