@@ -71,7 +71,7 @@ def test_a_missing_driver_is_one_line_naming_the_package(tmp_path, app_env, data
 def test_a_run_writes_no_password_and_reruns_as_the_same_configuration(tmp_path, app_env, data_archive):
     run_dir = tmp_path / "run"
     args = [
-        "hparams_search=demo",  # a run of the search's configuration, the sweeper's storage in its Hydra config
+        "hydra/sweeper=cifar_optuna",  # the search's sweeper: its storage is in the run's Hydra config
         f"data.root={data_archive}",
         *TINY,
         "trainer.epochs=1",
@@ -101,7 +101,7 @@ def test_a_sweep_on_a_password_protected_server_leaves_no_trace_of_the_password(
     args = search(
         tmp_path,
         data_archive,
-        "trainer.epochs=2",
+        "trainer.epochs=1",
         "hydra/sweeper/pruner=median",
         "hydra.sweeper.pruner.n_startup_trials=1",
         "hydra.sweeper.pruner.n_warmup_steps=0",
