@@ -40,4 +40,4 @@ format: install  # fix what lint reports, where ruff can
 	$(BIN)/ruff format .
 
 clean:
-	rm -rf $(VENV) outputs multirun *.egg-info
+	rm -rf $(VENV) outputs multirun build dist *.egg-info

@@ -9,12 +9,15 @@ Measured side by side, in one process, on the same machine, interleaved over sev
   (b) trainer    the project's `train_one_epoch`: uint8 data on the device, batches as index slices
                  of a permutation, normalised on the device, channels_last; in float32 and in bf16 autocast;
   (c) bare step  forward, loss, backward and optimizer step alone, on batches made beforehand,
-                 with the trainer's layout and precision: the ceiling for any data pipeline.
+                 with the trainer's layout and precision: the ceiling for any data pipeline;
+  (d) evaluation with --eval-batch-sizes: the trainer's `evaluate` (inference mode) at each evaluation
+                 batch size, float32 and bf16 (its operations: one forward pass per image).
 
 for the tutorial network at batch size 20, a residual network of about 250,000 parameters at batch size
-128 and `resnet9_early` (the CPU hour's network) at batch size 256. Each loop's images/s becomes operations
-per second with the project's own counts (cifar_sweep.costs: a training step's additions, multiplications
-and maximums per image), and a fraction of the peak of its precision. Written as JSON.
+128 and `resnet9_early` (the CPU hour's network) at batch size 256, also with model.pool_before_norm=true.
+Each loop's images/s becomes operations per second with the project's own counts (cifar_sweep.costs: a
+training step's additions, multiplications and maximums per image), and a fraction of the peak of its
+precision. Written as JSON.
 
     python benchmarks/trainer_speed.py                       # CPU or GPU, whichever runtime.device=auto picks
     python benchmarks/trainer_speed.py --rounds 5 --out results.json
@@ -47,14 +50,14 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from cifar_sweep.budget import count_params  # noqa: E402
-from cifar_sweep.costs import training_ops_per_image  # noqa: E402
+from cifar_sweep.costs import OpCounter, training_ops_per_image  # noqa: E402
 from cifar_sweep.data import (
     Split,  # noqa: E402
     load_cifar10,  # noqa: E402
 )
 from cifar_sweep.device import configure_backends, cpu_bf16_features, pick_channels_last, pick_device  # noqa: E402
 from cifar_sweep.models import ConvNet, TutorialNet  # noqa: E402
-from cifar_sweep.train import Normalize, Task, autocast, train_one_epoch  # noqa: E402
+from cifar_sweep.train import Normalize, Task, autocast, evaluate, train_one_epoch  # noqa: E402
 
 MEAN = STD = (0.5, 0.5, 0.5)
 NETWORKS = {
@@ -66,6 +69,8 @@ NETWORKS = {
         2_560,
     ),  # conf/model/resnet.yaml
     "resnet9_early": (lambda: build_model("resnet9_early"), 256, 3_072),  # conf/model/resnet9_early.yaml
+    # the same network, each pooling moved before its batch norm: norm and ReLU on a quarter of the pixels
+    "resnet9_early_pool_first": (lambda: build_model("resnet9_early", "model.pool_before_norm=true"), 256, 3_072),
 }
 PRECISIONS = {"fp32": None, "bf16": torch.bfloat16}
 
@@ -189,6 +194,25 @@ def time_bare_step(model, optimizer, loss_fn, split, settings, normalize, device
     return len(split) / (time.perf_counter() - started)
 
 
+def time_evaluation(model, split, normalize, batch_size, dtype, device) -> float:
+    """The trainer's `evaluate` (inference mode, the given evaluation batch size) over the split, images/s."""
+    warm = Split(split.images[: 2 * batch_size], split.labels[: 2 * batch_size])
+    evaluate(model, warm, normalize, batch_size, autocast_dtype=dtype)
+    synchronize(device)
+    started = time.perf_counter()
+    evaluate(model, split, normalize, batch_size, autocast_dtype=dtype)
+    synchronize(device)
+    return len(split) / (time.perf_counter() - started)
+
+
+def forward_ops_per_image(model: nn.Module, sample: torch.Tensor) -> float:
+    """Operations of one image's forward pass in evaluation mode (the project's counts)."""
+    model.eval()
+    with torch.inference_mode(), OpCounter(keep_free_rows=False) as counter:
+        model(sample[:1])
+    return counter.report.totals.total
+
+
 def load_images(n: int, data_root: str | None):
     """Real CIFAR-10 when it is at hand (speed does not depend on the pixels, but why not), else noise."""
     if data_root and Path(data_root).exists():
@@ -215,6 +239,14 @@ def main() -> None:
     parser.add_argument("--no-course", action="store_true", help="leave out the course's loop")
     parser.add_argument("--compile", action="store_true", help="also the trainer on a torch.compile'd model, bf16")
     parser.add_argument("--batch-size", type=int, default=None, help="instead of each network's own")
+    parser.add_argument(
+        "--eval-batch-sizes",
+        nargs="*",
+        type=int,
+        default=[],
+        help="also time the trainer's evaluation at these batch sizes, float32 and bf16 (e.g. 400 1000 2500)",
+    )
+    parser.add_argument("--eval-images", type=int, default=5000, help="images per evaluation measurement")
     parser.add_argument("--peak-seconds", type=float, default=1.0, help="time each matmul peak is measured for")
     parser.add_argument("--out", default=None, help="JSON file (default benchmarks/results/trainer_speed-DEVICE.json)")
     args = parser.parse_args()
@@ -230,7 +262,9 @@ def main() -> None:
         build, batch_size, count = NETWORKS[name]
         batch_size = args.batch_size or batch_size
         count = max(int(count * scale) // batch_size, 8) * batch_size  # whole batches, at least 8
-        images, labels, data_label = load_images(count, args.data)
+        images, labels, data_label = load_images(max(count, args.eval_images), args.data)
+        eval_split = Split(images[: args.eval_images], labels[: args.eval_images]).to(device)
+        images, labels = images[:count], labels[:count]
         split = Split(images, labels).to(device)
         fast_normalize = Normalize(MEAN, STD, device, channels_last=channels_last)
 
@@ -249,6 +283,10 @@ def main() -> None:
             loops[f"trainer_{precision}"] = loops[f"bare_step_{precision}"] = precision
         if args.compile:
             loops["trainer_bf16_compiled"] = "bf16"
+        for eval_batch in args.eval_batch_sizes:
+            for precision in PRECISIONS:
+                loops[f"eval_{precision}_batch{eval_batch}"] = precision
+        forward_ops = forward_ops_per_image(model, sample)
         speeds = {loop: [] for loop in loops}
         for round_ in range(args.rounds):
             for precision in PRECISIONS:
@@ -256,7 +294,13 @@ def main() -> None:
                 peaks[precision].append(matmul_peak(dtype, device, seconds=args.peak_seconds))
             for loop, precision in loops.items():
                 settings = SimpleNamespace(batch_size=batch_size, autocast_dtype=PRECISIONS.get(precision))
-                if loop == "course":
+                if loop.startswith("eval"):
+                    model = fresh(True)[0]
+                    eval_batch = int(loop.rsplit("batch", 1)[1])
+                    speed = time_evaluation(
+                        model, eval_split, fast_normalize, eval_batch, settings.autocast_dtype, device
+                    )
+                elif loop == "course":
                     speed = time_course_loop(*fresh(False), images, labels, batch_size, device, args.workers)
                 elif loop.startswith("trainer"):
                     model, optimizer, loss_fn = fresh(True)
@@ -289,7 +333,10 @@ def main() -> None:
                 "images": count,
                 "training_ops_per_image": ops_per_image,
                 "images_per_s": {k: round(v, 1) for k, v in median.items()},
-                "ops_per_s": {k: round(v * ops_per_image) for k, v in median.items()},
+                "forward_ops_per_image": forward_ops,
+                "ops_per_s": {
+                    k: round(v * (forward_ops if k.startswith("eval") else ops_per_image)) for k, v in median.items()
+                },
                 "precision": {loop: precision or "fp32" for loop, precision in loops.items()},
                 **ratios,
                 "all_rounds": {k: [round(x, 1) for x in v] for k, v in speeds.items()},
@@ -343,11 +390,11 @@ def print_table(report: dict) -> None:
         f"\nmatmul peak on {report['machine']['device']}: "
         + ", ".join(f"{p} {v / 1e9:,.0f} Gop/s" for p, v in peak.items())
     )
-    print(f"{'network':<14} {'batch':>5} {'loop':<22} {'images/s':>9} {'Gop/s':>7} {'of peak':>8}")
+    print(f"{'network':<25} {'batch':>5} {'loop':<22} {'images/s':>9} {'Gop/s':>7} {'of peak':>8}")
     for r in report["results"]:
         for loop, speed in r["images_per_s"].items():
             print(
-                f"{r['network']:<14} {r['batch_size']:>5} {loop:<22} {speed:>9,.0f} "
+                f"{r['network']:<25} {r['batch_size']:>5} {loop:<22} {speed:>9,.0f} "
                 f"{r['ops_per_s'][loop] / 1e9:>7,.1f} {r['fraction_of_peak'][loop]:>8.1%}"
             )
         print("  " + ", ".join(f"{k} {v}" for k, v in r.items() if k.startswith(("trainer_", "compiled_"))))

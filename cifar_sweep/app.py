@@ -31,10 +31,12 @@ from . import costs, pieces, run_dirs
 from .budget import count_config_params
 from .checkpoint import Checkpoints
 from .config import check_ranges, trainer_config
+from .config_dirs import CONFIG_DIR, with_config_dir
 from .console import format_per_class
 from .data import CIFAR10, load_cifar10
 from .device import Runtime, describe_hardware, describe_precision
 from .errors import ConfigError, RunFailed, StorageError, find_user_error, one_line
+from .param_groups import optimizer_parameters
 from .passwords import hide_passwords
 from .private_apis import hydra_args_parser
 from .records import RunRecord
@@ -43,9 +45,6 @@ from .studies import TrialPruned, reporter_for
 from .train import FitResult, Normalize, Task, fit
 
 log = logging.getLogger("cifar_sweep")
-# conf/ sits beside the package at the top of the repository (the layout is fixed); an absolute path makes
-# Hydra read it as a directory, whichever way the script was started (console script, -m, tests).
-CONFIG_DIR = str(Path(__file__).resolve().parent.parent / "conf")
 
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="config")
@@ -58,21 +57,37 @@ def cli() -> None:
 
     Hydra reports an unknown option or key in several lines and a hint; composing once first turns
     that into one line (and exit code 2) before anything starts. A multirun is checked on the first
-    value of each sweep."""
+    value of each sweep. --help and --hydra-help compose the configuration too, outside Hydra's own error
+    report: what stops them is one line as well, never a traceback."""
     problem = composition_problem(sys.argv[1:])
     if problem:
         print(f"cifar-sweep: error: {hide_passwords(problem)}", file=sys.stderr)  # it may quote an override
         raise SystemExit(2)
-    if shows_config(sys.argv[1:]):
-        # --cfg hydra|all and --info print Hydra's config, where a storage URL's password would show
-        printed = io.StringIO()
-        try:
-            with contextlib.redirect_stdout(printed):
-                main()
-        finally:
-            print(hide_passwords(printed.getvalue()), end="")
-        return
-    main()
+    try:
+        if shows_config(sys.argv[1:]):
+            main_printing_masked()
+        else:
+            main()
+    except Exception as error:
+        if not asks_for_help(sys.argv[1:]):
+            raise  # a run reports bad input itself (one line): what reaches here is a bug, traceback and all
+        print(f"cifar-sweep: error: {hide_passwords(one_line(error))}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+def asks_for_help(argv: list[str]) -> bool:
+    args = hydra_args_parser().parse_args(argv)  # main() has parsed the same argv: no usage error here
+    return bool(args.help or args.hydra_help)
+
+
+def main_printing_masked() -> None:
+    """main() for --cfg hydra|all and --info, which print Hydra's config: a storage URL's password shows as ***."""
+    printed = io.StringIO()
+    try:
+        with contextlib.redirect_stdout(printed):
+            main()
+    finally:
+        print(hide_passwords(printed.getvalue()), end="")
 
 
 def shows_config(argv: list[str]) -> bool:
@@ -91,20 +106,16 @@ def composition_problem(argv: list[str]) -> str | None:
         args = hydra_args_parser().parse_args(argv)
     except SystemExit:
         return None  # argparse has printed its own usage error; let Hydra's run say it again
-    if (
-        args.help
-        or args.hydra_help
-        or args.info
-        or args.shell_completion
-        or args.config_path
-        or args.config_name
-        or args.config_dir
-    ):
+    try:
+        overrides = with_config_dir(args.overrides, args.config_dir)  # --config-dir: the user's groups too
+    except Exception as error:  # a directory that is not there, an override that does not parse: any command
+        return one_line(error)
+    if args.help or args.hydra_help or args.info or args.shell_completion or args.config_path or args.config_name:
         return None  # not a run of this config: nothing to check
     try:
         # Each override's values (a sweep's, up to 50 of them) tried in turn, the others at their first value.
         choices = []
-        for override in OverridesParser.create().parse_overrides(args.overrides):
+        for override in OverridesParser.create().parse_overrides(overrides):
             if override.is_sweep_override():
                 values = list(itertools.islice(override.sweep_string_iterator(), 50))
                 choices.append([f"{override.get_key_element()}={value}" for value in values] or [override.input_line])
@@ -201,8 +212,10 @@ def train_and_record(cfg: DictConfig, record: RunRecord) -> float | list | None:
     data = load_data(cfg.data)
     task = build_task(cfg, data, runtime)
     log.info("model %s: %s parameters; device %s", record.fields["choices"].get("model"), f"{params:,}", runtime.device)
-    log.info("precision: %s", describe_precision(runtime, str(cfg.runtime.amp)))
     uncounted = measure_costs(task, cfg.data, record, params)
+    runtime.keep_float32_for_small_batches(str(cfg.runtime.amp), task.eval_ops_per_image.total * cfg.data.batch_size)
+    task.autocast_dtype = runtime.autocast_dtype
+    log.info("precision: %s", describe_precision(runtime, str(cfg.runtime.amp)))
     if runtime.compile:
         task.model = torch.compile(task.model)  # shares the parameters, and so the optimizer, with the model
     record.update(
@@ -215,7 +228,8 @@ def train_and_record(cfg: DictConfig, record: RunRecord) -> float | list | None:
         classes=list(data.classes),
     )
     trainer = trainer_config(cfg)
-    chosen = pieces.from_config(trainer) + pruner_reports(cfg, record)
+    # layers fitted to the data come first: the evaluation before training, and weight averaging, see them fitted
+    chosen = pieces.data_fitting(task.model) + pieces.from_config(trainer) + pruner_reports(cfg, record)
     try:
         result = fit(
             task,
@@ -266,9 +280,12 @@ def build_task(cfg: DictConfig, data: CIFAR10, runtime: Runtime) -> Task:
     """The model, its optimizer, loss, augmentation and schedule from their groups; the data on the device."""
     device = runtime.device
     model = build("model", cfg.model).to(device, memory_format=runtime.memory_format)
-    optimizer = build("optimizer", cfg.optimizer, model.parameters())
+    trained = optimizer_parameters(model, cfg.trainer.norm_lr_factor, cfg.optimizer.get("lr"))
+    optimizer = build("optimizer", cfg.optimizer, trained)
     loss_fn = build("loss", cfg.loss)
-    augment = build("augmentation", cfg.augmentation, seed=cfg.trainer.seed + 1, device=device)
+    augment = build(
+        "augmentation", cfg.augmentation, seed=cfg.trainer.seed + 1, device=device, num_images=len(data.train)
+    )
     schedule = build("schedule", cfg.schedule)
     return Task(
         model=model,

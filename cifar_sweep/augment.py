@@ -1,8 +1,11 @@
 """Data augmentation on whole batches, on the training device: no per-image Python, no PIL.
 
-    flip     mirror each image left-right with probability 1/2
-    crop     pad by `crop_padding` black pixels, then crop 32x32 at a random offset (torchvision's
-             RandomCrop(32, padding=p) on each image, done for the batch with one gather)
+    flip     mirror each image left-right with probability 1/2; with flip_mode=alternate, each image is
+             mirrored on alternate epochs instead (chosen at random in the first epoch, the opposite in
+             the next, and so on: airbench's alternating flip, every image seen both ways every 2 epochs)
+    crop     pad by `crop_padding` pixels, then crop 32x32 at a random offset (torchvision's
+             RandomCrop(32, padding=p) on each image, done for the batch with one gather); the padding is
+             black (crop_pad_mode=zeros, as RandomCrop) or the image reflected at its border (reflect)
     cutout   zero a random `cutout`x`cutout` square of each normalised image (DeVries & Taylor, 2017),
              that is, set it to the dataset mean; the square may overlap the border
 
@@ -23,26 +26,49 @@ class BatchAugment:
         flip: bool = False,
         crop_padding: int = 0,
         cutout: int = 0,
+        flip_mode: str = "random",
+        crop_pad_mode: str = "zeros",
         *,
         seed: int = 0,
         device: torch.device | str = "cpu",
+        num_images: int | None = None,
     ):
         for key, value in (("crop_padding", crop_padding), ("cutout", cutout)):
             if value < 0:  # the type is checked at composition (cifar_sweep.config.AugmentationConfig)
                 raise ConfigError(f"augmentation.{key}={value} must be a whole number >= 0")
+        for key, value, choices in (
+            ("flip_mode", flip_mode, FLIP_MODES),
+            ("crop_pad_mode", crop_pad_mode, CROP_PAD_MODES),
+        ):
+            if value not in choices:
+                raise ConfigError(f"augmentation.{key}={value} is unknown: choose one of {', '.join(choices)}")
         self.flip, self.crop_padding, self.cutout = bool(flip), crop_padding, cutout
+        self.crop_pad_mode = CROP_PAD_MODES[crop_pad_mode]
         self.generator = torch.Generator(device=device).manual_seed(seed)
+        self.first_flips: torch.Tensor | None = None
+        if self.flip and flip_mode == "alternate":
+            if num_images is None:
+                raise ValueError("flip_mode=alternate needs num_images, the size of the training split")
+            # From the seed alone, not from the running generator: a resumed run flips as the uninterrupted one.
+            first = torch.rand(num_images, generator=torch.Generator().manual_seed(seed)) < 0.5
+            self.first_flips = first.to(device)
 
     @property
     def active(self) -> bool:
         return self.flip or self.crop_padding > 0 or self.cutout > 0
 
-    def pixels(self, images: torch.Tensor) -> torch.Tensor:
-        """Flip and crop a uint8 batch (N, C, H, W); done before normalisation, on 1-byte pixels."""
+    def pixels(self, images: torch.Tensor, indices: torch.Tensor | None = None, epoch: int = 1) -> torch.Tensor:
+        """Flip and crop a uint8 batch (N, C, H, W); done before normalisation, on 1-byte pixels. `indices`: the
+        images' places in the training split, and `epoch` (from 1), for alternating flips."""
         if self.crop_padding:
             images = self._crop(images)
         if self.flip:
-            flip = torch.rand(len(images), device=images.device, generator=self.generator) < 0.5
+            if self.first_flips is None:
+                flip = torch.rand(len(images), device=images.device, generator=self.generator) < 0.5
+            else:
+                if indices is None:
+                    raise ValueError("alternating flips need the images' indices in the training split")
+                flip = self.first_flips[indices] ^ (epoch % 2 == 0)
             images = torch.where(flip.view(-1, 1, 1, 1), images.flip(3), images)
         return images
 
@@ -64,7 +90,7 @@ class BatchAugment:
     def _crop(self, images: torch.Tensor) -> torch.Tensor:
         n, channels, height, width = images.shape
         pad, device = self.crop_padding, images.device
-        padded = torch.nn.functional.pad(images, (pad, pad, pad, pad))  # zeros: black, as RandomCrop pads
+        padded = torch.nn.functional.pad(images, (pad, pad, pad, pad), mode=self.crop_pad_mode)
         dy = torch.randint(0, 2 * pad + 1, (n,), device=device, generator=self.generator)
         dx = torch.randint(0, 2 * pad + 1, (n,), device=device, generator=self.generator)
         rows = (dy.view(n, 1) + torch.arange(height, device=device)).view(n, 1, height, 1)
@@ -73,6 +99,9 @@ class BatchAugment:
         channel = torch.arange(channels, device=device).view(1, channels, 1, 1)
         return padded[batch, channel, rows, cols]
 
+
+FLIP_MODES = ("random", "alternate")
+CROP_PAD_MODES = {"zeros": "constant", "reflect": "reflect"}  # augmentation.crop_pad_mode -> F.pad's mode
 
 TEST_TIME_VIEWS = {"none": 1, "flip": 2, "flip_shift": 6}  # trainer.tta -> the number of views
 

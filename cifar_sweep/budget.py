@@ -12,8 +12,10 @@ from torch import nn
 
 
 def count_params(module: nn.Module) -> int:
-    """Learned parameters: those the optimizer updates (batch-norm running statistics are not)."""
-    return sum(p.numel() for p in module.parameters() if p.requires_grad)
+    """Learned parameters: those the optimizer updates, and frozen ones fitted to the data (a whitening layer's
+    filters: cifar_sweep.models.whitening). Batch-norm running statistics and constants are not counted."""
+    fitted = {id(getattr(m, name)) for m in module.modules() for name in getattr(m, "fitted_to_data", ())}
+    return sum(p.numel() for p in module.parameters() if p.requires_grad or id(p) in fitted)
 
 
 def count_config_params(model_cfg: DictConfig) -> int:

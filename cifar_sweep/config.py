@@ -53,6 +53,9 @@ class TrainerConfig:
     eval_every: int = 1
     tta: TestTimeAugmentation = TestTimeAugmentation.none
     ema_decay: Optional[float] = None
+    norm_lr_factor: float = 1.0
+    lookahead_every: Optional[int] = None
+    lookahead_decay: float = 0.95
     resume: str = "auto"  # auto | false | a run directory to continue from
     keep_previous: bool = True  # resume=false: keep the replaced record in previous/N/ (false: delete it)
     seed: int = 0
@@ -93,6 +96,8 @@ class AugmentationConfig:
     flip: bool = False
     crop_padding: int = 0
     cutout: int = 0
+    flip_mode: str = "random"
+    crop_pad_mode: str = "zeros"
 
 
 @dataclass
@@ -122,6 +127,9 @@ class ConvNetConfig:
     downsample: Any = "max"
     dropout: float = 0.0
     pool_before_norm: bool = False
+    dirac_init: bool = False
+    freeze_norm_scale: bool = False
+    whiten: Optional[int] = None
     stem: Optional[int] = None
     head: str = "gap"
     fc: List[int] = field(default_factory=list)

@@ -3,6 +3,7 @@
     cifar-sweep-describe                                   # the tutorial network, as a console table
     cifar-sweep-describe --format markdown model=resnet    # the same Hydra overrides as cifar-sweep
     cifar-sweep-describe --format json model.c1=12 > net.json
+    cifar-sweep-describe --config-dir my_conf model=mynet  # my_conf/model/mynet.yaml, beside the built-in models
 
 Each row is one operator of the forward pass of one 3x32x32 image in eval mode: Fn with its
 hyper-parameters, Xn (input and output shapes), Wn (parameter tensors) and its additions,
@@ -21,10 +22,13 @@ from hydra.errors import HydraException
 from hydra.utils import instantiate
 from omegaconf.errors import OmegaConfBaseException
 
-from . import costs
-from .app import CONFIG_DIR
+from . import (
+    config,  # noqa: F401  (registers the schemas conf/ refers to)
+    costs,
+)
 from .budget import count_params
-from .errors import one_line
+from .config_dirs import CONFIG_DIR, with_config_dir
+from .errors import ConfigError, one_line
 
 INPUT_SHAPE = (3, 32, 32)
 
@@ -58,13 +62,20 @@ def main(argv: list[str] | None = None) -> int:
         prog="cifar-sweep-describe", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--format", choices=("table", "markdown", "csv", "json"), default="table")
+    parser.add_argument(
+        "--config-dir",
+        "-cd",
+        metavar="DIR",
+        help="a directory of your own config groups and options, added to the built-in ones (as for cifar-sweep)",
+    )
     parser.add_argument("overrides", nargs="*", help="Hydra overrides, as for cifar-sweep (e.g. model=resnet)")
     args = parser.parse_args(argv)
     try:
+        overrides = with_config_dir(args.overrides, args.config_dir)
         with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3", job_name="describe"):
-            cfg = compose(config_name="config", overrides=args.overrides)
+            cfg = compose(config_name="config", overrides=overrides)
         model = instantiate(cfg.model)
-    except (HydraException, OmegaConfBaseException, ValueError) as error:
+    except (ConfigError, HydraException, OmegaConfBaseException, ValueError) as error:
         print(f"cifar-sweep-describe: error: {one_line(error)}", file=sys.stderr)
         return 2
     print(render(costs.describe(model, INPUT_SHAPE), count_params(model), args.format))

@@ -30,26 +30,9 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ConfigError
-from .schema import CHECKPOINT_FILE, LOG_FILE, PREVIOUS_DIR, RESULT_FILE, Status
+from .schema import ADDED_KEYS, CHECKPOINT_FILE, LOG_FILE, NOT_COMPARED, PREVIOUS_DIR, RESULT_FILE, Status
 
-# Keys (and whole sections, by prefix) that do not change what a run computes.
-NOT_COMPARED = (
-    "trainer.resume",
-    "trainer.keep_previous",
-    "trainer.progress_interval_s",
-    "data.root",
-    "data.cache_dir",
-    "data.download",
-    "runtime.",  # where and how fast: device, precision, memory layout, compile
-    "trial.",  # which trial of which search runs it: a retried trial continues its predecessor's run
-)
-# Keys added after runs were recorded without them, with the value that computes what those runs did: a
-# record that lacks one of these keys matches a config holding that value (a run of an older version
-# continues, or is reported finished, under a newer one). A new key that changes behaviour by default
-# does not belong here.
-ADDED_KEYS = {
-    "model.pool_before_norm": False,
-}
+# NOT_COMPARED and ADDED_KEYS (schema.py, where the analysis reads them without Hydra) are the rules here.
 FINISHED = (Status.COMPLETED, Status.DIVERGED, Status.PRUNED)
 HYDRA_FILES = (".hydra", LOG_FILE)  # what Hydra writes in a job's directory before the job starts
 SHOWN_DIFFERENCES = 4

@@ -10,6 +10,8 @@ and `Plan` holds the length, which the trainer may set once the first epoch has 
     step       the lr times `gamma` after each `every` fraction of the epochs
     cosine     cosine decay from the lr to `final_factor` x lr
     onecycle   linear warm-up to `peak` over `pct_start`, then cosine decay to peak / `final_div` (Smith 2018)
+    linear     linear decay from `peak` (or the optimizer's lr) to `final_factor` x that, which is 0 by default:
+               what budgeted training found best for a fixed budget (Li et al. 2020), as airbench does
 Every schedule takes `warmup`: a linear ramp from 0 over that fraction of the steps.
 """
 
@@ -129,3 +131,15 @@ class OneCycle(Schedule):
             return start + (self.peak - start) * progress / self.pct_start
         down = (progress - self.pct_start) / (1 - self.pct_start)
         return end + (self.peak - end) * 0.5 * (1 + math.cos(math.pi * down))
+
+
+class LinearDecay(Schedule):
+    def __init__(self, peak: float | None = None, final_factor: float = 0.0, warmup: float = 0.0):
+        super().__init__(warmup)
+        if peak is not None and peak <= 0:
+            raise ConfigError(f"schedule.peak={peak} must be > 0, or null for optimizer.lr")
+        self.peak, self.final_factor = peak, final_factor
+
+    def lr(self, progress, epoch_progress, base_lr):
+        start = base_lr if self.peak is None else self.peak
+        return start * (1 - (1 - self.final_factor) * progress)

@@ -92,3 +92,32 @@ OBJECTIVES = ("test_accuracy", "best_test_accuracy", "val_accuracy", "best_val_a
 CONFIG_GROUPS = ("data", "model", "activation", "optimizer", "loss", "augmentation", "schedule", "trainer", "runtime")
 # The groups whose choice makes a variant of a study (a report groups runs by the ones that differ).
 VARIANT_GROUPS = ("model", "activation", "optimizer", "loss", "augmentation", "schedule")
+
+# Keys (and whole sections, by prefix) that do not change what a run computes: run_dirs compares a record with a
+# configuration without them; the analysis does not tell runs apart by them.
+NOT_COMPARED = (
+    "trainer.resume",
+    "trainer.keep_previous",
+    "trainer.progress_interval_s",
+    "data.root",
+    "data.cache_dir",
+    "data.download",
+    "data.test_batch_size",  # evaluation in inference mode: the batch changes the speed (predictions: rounding only)
+    "runtime.",  # where and how fast: device, precision, memory layout, compile
+    "trial.",  # which trial of which search runs it: a retried trial continues its predecessor's run
+)
+# Keys added after runs were recorded without them, with the value that computes what those runs did: a
+# record that lacks one of these keys matches a config holding that value (a run of an older version
+# continues, or is reported finished, under a newer one). A new key that changes behaviour by default
+# does not belong here.
+ADDED_KEYS = {
+    "model.pool_before_norm": False,
+    "model.dirac_init": False,
+    "model.freeze_norm_scale": False,
+    "model.whiten": None,
+    "trainer.norm_lr_factor": 1.0,
+    "trainer.lookahead_every": None,
+    "trainer.lookahead_decay": 0.95,
+    "augmentation.flip_mode": "random",
+    "augmentation.crop_pad_mode": "zeros",
+}

@@ -346,6 +346,7 @@ class Loop:
             progress=progress,
             scheduler=self.scheduler,
             after_step=after_step,
+            epoch=self.epoch,
         )
         self.last_epoch_s = self.clock() - started
         self.result.train_time_s += self.last_epoch_s
@@ -497,8 +498,9 @@ def train_one_epoch(
     progress: Progress | None = None,
     scheduler: torch.optim.lr_scheduler.LRScheduler | None = None,
     after_step: Callable[[], None] | None = None,
+    epoch: int = 1,
 ) -> EpochTraining:
-    """One pass over a fresh permutation of task.train.
+    """One pass over a fresh permutation of task.train; `epoch` (from 1) for augmentations that depend on it.
 
     Nothing here waits for the device: loss and correct predictions are summed on the device and
     read once, at the end.
@@ -525,7 +527,7 @@ def train_one_epoch(
         # index_select, not images[indices]: the same gather at a third of the cost for small batches.
         pixels, labels = task.train.images.index_select(0, indices), task.train.labels.index_select(0, indices)
         if augment is not None:
-            pixels = augment.pixels(pixels)
+            pixels = augment.pixels(pixels, indices, epoch)
         images = task.normalize(pixels)
         if augment is not None:
             images = augment.normalised(images)

@@ -1,6 +1,7 @@
 """`multirun-analysis` (also `python -m multirun_analysis`): tables, plots and the report from run directories.
 
-    multirun-analysis table multirun/2026-11-30/* --by model --sort test_accuracy --format markdown
+    multirun-analysis table multirun/2026-11-30/12-00-00            one row per variant: the keys that differ
+    multirun-analysis table multirun/2026-11-30/* --columns model batch_size --baseline "batch_size == 20"
     multirun-analysis plot multirun/arch_250k --out figures/
     multirun-analysis report multirun/arch_250k --storage sqlite:///optuna/arch_250k.db --study arch_250k \\
         --out report.md
@@ -30,12 +31,27 @@ def main(argv: list[str] | None = None) -> int:
         sub.add_argument("--study", help="the study name in --storage")
         sub.add_argument("--query", help='keep the runs that match a pandas query, e.g. "params <= 250000"')
         if name == "table":
-            sub.add_argument("--by", nargs="*", default=[], help="group by these columns")
+            sub.add_argument(
+                "--columns",
+                nargs="+",
+                help="the keys that make a row (default: every key whose value differs between the runs): "
+                "config keys (data.batch_size, or batch_size), config groups (model) or result columns",
+            )
+            sub.add_argument("--by", nargs="+", default=[], help="the same as --columns")
+            sub.add_argument(
+                "--baseline",
+                help="add each accuracy's difference to a baseline: \"auto\" (the study's defaults, else the first "
+                'run) or a pandas query on the table, e.g. "batch_size == 20"',
+            )
             sub.add_argument("--sort", default="test_accuracy")
             sub.add_argument("--format", choices=FORMATS, default="markdown")
             sub.add_argument("--out", help="a file (default: standard output)")
         else:
-            sub.add_argument("--out", required=True, help="the folder of PNGs" if name == "plot" else "report.md")
+            sub.add_argument(
+                "--out",
+                required=True,
+                help="the folder of PNGs" if name == "plot" else "REPORT.md (REPORT.html and figures/ go beside it)",
+            )
     args = parser.parse_args(argv)
     frame = load(args.paths, storage=args.storage, study=args.study)
     if args.query and not frame.empty:
@@ -49,8 +65,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if args.command == "table":
         try:
-            text = export(table(frame, by=args.by, sort=args.sort), args.format)
-        except KeyError as error:
+            shown = table(frame, columns=args.columns or args.by, sort=args.sort, baseline=args.baseline)
+            text = export(shown, args.format)
+        except (KeyError, ValueError) as error:
             print(f"multirun-analysis: error: {error.args[0]}", file=sys.stderr)
             return 2
         if args.out:
@@ -61,7 +78,10 @@ def main(argv: list[str] | None = None) -> int:
         for png in all_plots(frame, Path(args.out)):
             print(png)
     else:
-        print(write_report(frame, Path(args.out)))
+        command = " ".join(["multirun-analysis", *(argv if argv is not None else sys.argv[1:])])
+        report = write_report(frame, Path(args.out), command=command)
+        print(report)
+        print(report.with_suffix(".html"))
     return 0
 
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import base64
 import io
 import json
+import re
 import subprocess
 import sys
 
@@ -79,7 +81,7 @@ def test_exports_read_back(sweep):
     csv = pd.read_csv(io.StringIO(ma.export(frame, "csv")))
     assert list(csv["test_accuracy"]) == pytest.approx(list(frame["test_accuracy"]))
     markdown = ma.export(frame, "markdown")
-    assert markdown.count("\n") == len(frame) + 1 and "test_accuracy" in markdown
+    assert markdown.count("\n") == len(frame) + 1 and "test accuracy (%)" in markdown
     assert "\\begin{tabular}" in ma.export(frame, "latex")
     assert ma.export(frame, "html").count("<tr") == len(frame) + 1  # the header row, then one per run
 
@@ -116,9 +118,11 @@ def test_cli_table_plot_report(sweep, tmp_path):
     report = run("report", str(sweep), "--out", str(tmp_path / "report" / "report.md"))
     assert report.returncode == 0, report.stderr
     text = (tmp_path / "report" / "report.md").read_text()
-    assert "## The best network within the budget" in text and "| conv1" in text and "### augmentation" in text
-    assert "### config.trainer.seed" not in text  # seeds are repetitions, not variants
+    assert "## The best network within the budget" in text and "| conv1" in text and "### sweep (4 runs)" in text
+    assert "| augmentation " in text and "| seed" not in text  # seeds are repetitions: mean ± std, not a column
+    assert "±" in text and "multirun-analysis report" in text
     assert (tmp_path / "report" / "figures" / "best_learning_curve.png").is_file()
+    assert "data:image/png;base64," in (tmp_path / "report" / "report.html").read_text()
     missing = run("table", str(tmp_path / "nothing"))
     assert missing.returncode == 2 and "no run under" in missing.stderr
     only_flip = run("table", str(sweep), "--query", "augmentation == 'flip'", "--by", "augmentation", "--format", "csv")
@@ -142,3 +146,199 @@ def test_joined_with_an_optuna_study(tmp_path, app_env, data_archive):
     assert len(ran) == 2 and set(ran["trial_state"]) == {"complete"} and set(ran["status"]) == {"completed"}
     over = frame[frame["status"] == "over_budget"]
     assert len(over) >= 1 and (over["params"] > 30_000).all() and over["test_accuracy"].isna().all()
+
+
+# --- comparison tables and the report on run directories written here (no training) ---------------------------
+
+
+def write_run(folder, job, *, accuracy, overrides, choices=None, seed=0, **config_changes):
+    """A finished run's directory as the app leaves it (result.json, metrics.csv, network.csv, .hydra/overrides.yaml),
+    with a config like the app's: `config_changes` maps dotted keys to values."""
+    config = {
+        "budget": {"max_params": 250000},
+        "trial": {"study": None, "number": None},
+        "objective": "test_accuracy",
+        "data": {"root": f"/data/copy{job}", "batch_size": 20, "val_size": 0},  # the root never tells runs apart
+        "model": {"_target_": "cifar_sweep.models.TutorialNet", "c1": 6, "c2": 16},
+        "augmentation": {"_target_": "cifar_sweep.augment.BatchAugment", "flip": False, "crop_padding": 0},
+        "trainer": {"epochs": 2, "seed": seed, "progress_interval_s": 10},
+    }
+    for key, value in config_changes.items():
+        section, name = key.split("__")
+        config[section][name] = value
+    run = folder / str(job)
+    (run / ".hydra").mkdir(parents=True)
+    (run / ".hydra" / "overrides.yaml").write_text("".join(f"- {o}\n" for o in overrides))
+    record = {
+        "status": "completed",
+        "objective": "test_accuracy",
+        "test_accuracy": accuracy,
+        "best_test_accuracy": accuracy,
+        "params": 62006 * config["model"]["c1"] // 6,
+        "epochs": 2,
+        "train_time_s": 10.0 + job,
+        "per_class_accuracy": {"cat": accuracy - 0.1, "dog": accuracy + 0.1},
+        "choices": {"model": "tutorial", "augmentation": "none", **(choices or {})},
+        "overrides": overrides,
+        "job_num": job,
+        "seed": seed,
+        "ops_per_image": {"adds": 1, "muls": 1, "max": 0, "other": 0, "total": 40_379_488 + job},
+        "hardware": {"device": "cpu", "cpu": "x86_64", "threads": 2, "torch": "2.x"},
+        "config": config,
+    }
+    (run / "result.json").write_text(json.dumps(record))
+    (run / "metrics.csv").write_text(
+        f"epoch,test_accuracy,train_error,train_time_s\n0,0.1,,0\n1,{accuracy - 0.05},0.5,5\n2,{accuracy},0.4,10\n"
+    )
+    (run / "network.csv").write_text(
+        "n,module,Fn,Xn,Wn,params,adds,muls,max,other,total\n"
+        "1,conv1,conv2d 3->6 k5x5,1x3x32x32 -> 1x6x28x28,weight 6x3x5x5,456,352800,352800,0,0,705600\n"
+        ",total,,,,456,352800,352800,0,0,705600\n"
+    )
+    return run
+
+
+@pytest.fixture
+def augmentation_by_batch(tmp_path):
+    """`cifar-sweep -m augmentation=none,flip_crop data.batch_size=20,64 trainer.seed=0,1`, as run directories:
+    accuracy 0.50 + 0.10 with flip_crop + 0.02 at batch 64, + 0.01 with seed 1."""
+    sweep = tmp_path / "sweep"
+    job = 0
+    for augmentation in ("none", "flip_crop"):
+        for batch in (20, 64):
+            for seed in (0, 1):
+                flip_crop = augmentation == "flip_crop"
+                write_run(
+                    sweep,
+                    job,
+                    accuracy=0.5 + 0.1 * flip_crop + 0.02 * (batch == 64) + 0.01 * seed,
+                    overrides=[f"augmentation={augmentation}", f"data.batch_size={batch}", f"trainer.seed={seed}"],
+                    choices={"augmentation": augmentation},
+                    seed=seed,
+                    data__batch_size=batch,
+                    augmentation__flip=flip_crop,
+                    augmentation__crop_padding=4 * flip_crop,
+                )
+                job += 1
+    return sweep
+
+
+def test_the_keys_that_differ_become_columns_and_seeds_their_mean_and_std(augmentation_by_batch):
+    frame = ma.load([augmentation_by_batch])
+    shown = ma.table(frame)
+    # the group's option, not its sub-keys (flip, crop_padding); not data.root, not the seed
+    assert list(shown.columns[:3]) == ["augmentation", "batch_size", "runs"]
+    assert not {"flip", "crop_padding", "root", "seed"} & set(shown.columns)
+    assert len(shown) == 4 and set(zip(shown["augmentation"], shown["batch_size"])) == {
+        ("none", 20),
+        ("none", 64),
+        ("flip_crop", 20),
+        ("flip_crop", 64),
+    }
+    row = shown[(shown["augmentation"] == "flip_crop") & (shown["batch_size"] == 64)].iloc[0]
+    assert row["runs"] == 2
+    assert row["test_accuracy"] == pytest.approx(0.625) and row["test_accuracy_std"] == pytest.approx(0.01 / 2**0.5)
+    markdown = ma.export(shown, "markdown")
+    assert "62.50 ± 0.71" in markdown and "| augmentation" in markdown and "40.4 M" in markdown
+
+
+def test_a_group_option_hides_its_sub_keys_unless_they_differ_within_it(tmp_path):
+    sweep = tmp_path / "sweep"
+    write_run(sweep, 0, accuracy=0.6, overrides=["model=wide"], choices={"model": "wide"}, model__c1=12, model__c2=32)
+    write_run(sweep, 1, accuracy=0.5, overrides=["model=tutorial"])
+    assert ma.variant_columns(ma.load([sweep])) == ["model"]
+    write_run(sweep, 2, accuracy=0.7, overrides=["model=wide", "model.c1=24"], choices={"model": "wide"}, model__c1=24)
+    shown = ma.table(ma.load([sweep]))
+    assert list(shown.columns[:3]) == ["model", "c1", "c2"]  # c1 and c2 also differ between the two wide runs
+    assert shown["model"].tolist() == ["wide", "wide", "tutorial"]  # best test accuracy first
+
+
+def test_baseline_differences_in_percentage_points(augmentation_by_batch):
+    frame = ma.load([augmentation_by_batch])
+    # the study's defaults: composed from conf/ with the overrides all runs share (none): no augmentation, batch 20
+    shown = ma.table(frame, baseline="auto")
+    base = shown[shown["is_baseline"]].iloc[0]
+    assert (base["augmentation"], base["batch_size"]) == ("none", 20) and "without the swept values" in shown.attrs[
+        "baseline"
+    ]
+    row = shown[(shown["augmentation"] == "flip_crop") & (shown["batch_size"] == 64)].iloc[0]
+    assert row["test_accuracy_vs_baseline"] == pytest.approx(0.12)
+    cells = ma.export(shown, "markdown")
+    assert "Δ test (pp)" in cells and "+12.00" in cells and "baseline" in cells
+    chosen = ma.table(frame, baseline="batch_size == 64 and augmentation == 'none'")
+    row = chosen[(chosen["augmentation"] == "none") & (chosen["batch_size"] == 20)].iloc[0]
+    assert row["test_accuracy_vs_baseline"] == pytest.approx(-0.02)
+    # a study whose defaults were not run (none at batch 20): the first variant launched (jobs 2, 3) is the baseline
+    crossed = frame[frame["job_num"].isin([2, 3, 4, 5])]  # none at 64, flip_crop at 20
+    first = ma.table(crossed, baseline="auto")
+    assert first[first["is_baseline"]][["augmentation", "batch_size"]].values.tolist() == [["none", 64]]
+    assert "the first variant launched" in first.attrs["baseline"]
+
+
+def test_cli_columns_and_baseline(augmentation_by_batch):
+    run = lambda *args: subprocess.run(
+        [sys.executable, "-m", "multirun_analysis", "table", str(augmentation_by_batch), *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    by_batch = run("--columns", "batch_size", "--format", "csv")
+    assert by_batch.returncode == 0, by_batch.stderr
+    csv = pd.read_csv(io.StringIO(by_batch.stdout))
+    assert list(csv.columns[:2]) == ["batch_size", "runs"] and list(csv["runs"]) == [4, 4]
+    assert "augmentation" not in csv.columns and csv["test_accuracy"].max() == pytest.approx(0.575)
+    by_group = run("--columns", "augmentation", "data.batch_size", "--baseline", "auto")
+    assert by_group.returncode == 0 and "+12.00" in by_group.stdout, by_group.stderr
+    unknown = run("--columns", "nonsense")
+    assert unknown.returncode == 2 and unknown.stderr.count("\n") == 1 and "no column nonsense" in unknown.stderr
+    nothing = run("--baseline", "batch_size == 3")
+    assert nothing.returncode == 2 and "no variant matches --baseline" in nothing.stderr
+
+
+def test_the_report_and_its_self_contained_html(augmentation_by_batch, tmp_path):
+    frame = ma.load([augmentation_by_batch])
+    report = ma.write_report(frame, tmp_path / "out" / "REPORT.md", command="multirun-analysis report sweep")
+    text = report.read_text()
+    parts = ("## Objective and constraints", "250,000 learned parameters", "### sweep (8 runs)", "Δ test (pp)")
+    for part in parts:
+        assert part in text, part
+    assert "62.50 ± 0.71" in text and "| conv1" in text and "best_test_accuracy` (the highest" in text
+    page = report.with_suffix(".html").read_text()
+    images = re.findall(r'<img src="([^"]+)"', page)
+    assert len(images) >= 5 and all(src.startswith("data:image/png;base64,") for src in images)
+    assert base64.b64decode(images[0].split(",", 1)[1])[:4] == b"\x89PNG"
+    assert not re.search(r'(src|href)="(?!data:)', page) and "<link" not in page  # nothing outside the page
+    assert '<td class="number">62.50 ± 0.71</td>' in page
+
+
+def test_numbers_as_a_reader_wants_them():
+    from multirun_analysis import formatting as f
+
+    assert f.percent(0.92191) == "92.19" and f.percent(0.8438, 0.0057) == "84.38 ± 0.57" and f.percent(None) == "–"
+    assert f.points(0.0033) == "+0.33" and f.points(-0.0012) == "−0.12"
+    assert f.count(233754) == "233,754" and f.engineering(40379488) == "40.4 M" and f.engineering(1.1698e11) == "117 G"
+    assert f.engineering(512) == "512" and f.seconds(3432.06) == "3,432" and f.decimal(22.25) == "22.2"
+    assert f.setting("[32, 32, 64]") == "32, 32, 64" and f.setting('["conv", "residual"]') == "conv, residual"
+
+
+@pytest.mark.parametrize("low, high", [(232_000, 249_000), (20_000, 1_500_000), (1_000, 3e9), (150, 3_500)])
+def test_number_axes_never_print_overlapping_labels(low, high):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from multirun_analysis.plots import _number_axis
+
+    fig, ax = plt.subplots(figsize=(8, 4.5), dpi=120)
+    values = pd.Series([low, (low * high) ** 0.5, high])
+    ax.scatter(values, [1, 2, 3])
+    _number_axis(ax.xaxis, values, unit="s" if high < 10_000 else "")
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    labels = [t for t in ax.get_xticklabels(which="both") if t.get_text() and t.get_visible()]
+    shown = [t for t in labels if ax.get_xlim()[0] <= t.get_position()[0] <= ax.get_xlim()[1]]
+    boxes = sorted((t.get_window_extent(renderer) for t in shown), key=lambda box: box.x0)
+    assert len(boxes) >= 2
+    assert all(left.x1 < right.x0 for left, right in zip(boxes, boxes[1:])), [t.get_text() for t in shown]
+    plt.close(fig)

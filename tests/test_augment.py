@@ -31,6 +31,44 @@ def test_flip_mirrors_about_half_and_leaves_the_rest():
     assert 150 < sum(flipped) < 250
 
 
+def test_alternating_flip_flips_each_image_on_alternate_epochs():
+    images = batch(400)
+    augment = BatchAugment(flip=True, flip_mode="alternate", seed=3, num_images=400)
+    order = torch.randperm(400, generator=torch.Generator().manual_seed(0))
+    flipped = {}
+    for epoch in (1, 2, 3, 4):
+        # each epoch in another order, in batches: what matters is the image, not its place in the batch
+        order = order[torch.randperm(400, generator=torch.Generator().manual_seed(epoch))]
+        for indices in order.split(64):
+            out = augment.pixels(images[indices], indices, epoch)
+            for index, o in zip(indices.tolist(), out):
+                assert torch.equal(o, images[index].flip(2)) or torch.equal(o, images[index])
+                flipped[index, epoch] = torch.equal(o, images[index].flip(2))
+    assert 150 < sum(flipped[i, 1] for i in range(400)) < 250  # the first epoch: about half, at random
+    for index in range(400):
+        assert flipped[index, 2] != flipped[index, 1]  # then the other way round, each epoch
+        assert flipped[index, 3] == flipped[index, 1] and flipped[index, 4] == flipped[index, 2]
+    # the first epoch's choice comes from the seed alone: a resumed run flips as the uninterrupted one
+    again = BatchAugment(flip=True, flip_mode="alternate", seed=3, num_images=400)
+    assert torch.equal(again.first_flips, augment.first_flips)
+
+
+def test_reflect_padding_crops_windows_of_the_reflected_image():
+    images = batch(100)
+    out = BatchAugment(crop_padding=2, crop_pad_mode="reflect", seed=4).pixels(images)
+    padded = torch.nn.functional.pad(images, (2, 2, 2, 2), mode="reflect")
+    for o, p in zip(out, padded):
+        assert any(torch.equal(p[:, dy : dy + 32, dx : dx + 32], o) for dy in range(5) for dx in range(5))
+    # no black border: a reflected pad repeats pixels of the image (the test images have no zero rows)
+    assert not torch.equal(out, BatchAugment(crop_padding=2, seed=4).pixels(images))
+
+
+@pytest.mark.parametrize("key", ["flip_mode", "crop_pad_mode"])
+def test_an_unknown_mode_is_one_line_naming_the_key(key):
+    with pytest.raises(ConfigError, match=f"augmentation.{key}=sideways is unknown: choose one of"):
+        BatchAugment(flip=True, **{key: "sideways"})
+
+
 def test_crop_is_a_padded_window_of_each_image():
     images = batch(200)
     out = BatchAugment(crop_padding=4, seed=2).pixels(images)

@@ -24,6 +24,13 @@ def test_trainer_speed_benchmark_runs_and_writes_its_json(tmp_path):
             "0.1",
             "--data",
             str(tmp_path / "none"),
+            "--networks",
+            "tutorial",
+            "resnet9_early_pool_first",
+            "--eval-batch-sizes",
+            "64",
+            "--eval-images",
+            "256",
             "--out",
             str(out),
         ],
@@ -33,12 +40,20 @@ def test_trainer_speed_benchmark_runs_and_writes_its_json(tmp_path):
     )
     assert done.returncode == 0, done.stderr[-2000:]
     report = json.loads(out.read_text())
-    assert [r["network"] for r in report["results"]] == ["tutorial", "resnet_250k", "resnet9_early"]
+    assert [r["network"] for r in report["results"]] == ["tutorial", "resnet9_early_pool_first"]
     peak = report["machine"]["matmul_peak_ops_per_s"]
     assert peak["fp32"] > 0 and peak["bf16"] > 0
     for result in report["results"]:
         speed = result["images_per_s"]
-        assert set(speed) == {"course", "trainer_fp32", "bare_step_fp32", "trainer_bf16", "bare_step_bf16"}
+        evaluations = {"eval_fp32_batch64", "eval_bf16_batch64"}
+        assert set(speed) == {
+            "course",
+            "trainer_fp32",
+            "bare_step_fp32",
+            "trainer_bf16",
+            "bare_step_bf16",
+            *evaluations,
+        }
         assert all(value > 0 for value in speed.values())
         ratio = speed["trainer_fp32"] / speed["course"]
         assert abs(result["trainer_fp32_over_course"] - ratio) < 0.01 * ratio  # one round: the ratio of the two
@@ -46,4 +61,8 @@ def test_trainer_speed_benchmark_runs_and_writes_its_json(tmp_path):
         ops_per_s = result["ops_per_s"]["trainer_bf16"]  # from the unrounded images/s: equal to 0.1 image/s
         assert abs(ops_per_s - speed["trainer_bf16"] * ops) <= 0.1 * ops
         assert abs(result["fraction_of_peak"]["trainer_bf16"] - ops_per_s / peak["bf16"]) <= 1e-3
-    assert report["results"][1]["params"] == 248_778
+        # an evaluation does one forward pass per image: fewer operations than a training step's
+        assert 0 < result["forward_ops_per_image"] < ops / 2
+        eval_ops = result["ops_per_s"]["eval_bf16_batch64"]
+        assert abs(eval_ops - speed["eval_bf16_batch64"] * result["forward_ops_per_image"]) <= 0.1 * ops
+    assert report["results"][1]["params"] == 233_754  # conf/model/resnet9_early.yaml

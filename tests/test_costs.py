@@ -11,7 +11,7 @@ import pytest
 import torch
 from torch import nn
 
-from cifar_sweep.costs import OpCount, describe, training_ops_per_image
+from cifar_sweep.costs import OpCount, OpCounter, describe, training_ops_per_image
 from cifar_sweep.models import ConvNet, TutorialNet
 
 
@@ -235,3 +235,10 @@ def test_describe_cli_bad_override_is_one_line():
         done.returncode == 2
         and done.stderr.strip() == "cifar-sweep-describe: error: model.c1=0 must be a whole number > 0"
     )
+
+
+def test_a_vector_norm_is_a_square_and_a_sum_per_element_and_a_root():
+    vector = torch.randn(4, 6)
+    with OpCounter(keep_free_rows=False) as counter:
+        torch.linalg.vector_norm(vector)
+    assert counter.report.totals == OpCount(adds=23, muls=24, other=1) and not counter.report.uncounted

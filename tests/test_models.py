@@ -85,3 +85,23 @@ def test_pool_before_norm_moves_the_pool_between_conv_and_norm_and_keeps_the_fun
 def test_pool_before_norm_needs_a_conv_before_the_pool():
     with pytest.raises(ConfigError, match="pool_before_norm=true needs a conv .*stage 1 ends in a residual"):
         ConvNet(widths=[8, 8], block="residual", downsample="max", pool_before_norm=True)
+
+
+def test_dirac_init_makes_each_convolution_the_identity_on_its_first_channels():
+    torch.manual_seed(0)
+    net = ConvNet(stem=4, widths=[8, 6], block=["conv", "residual"], dirac_init=True)
+    convs = [m for m in net.features.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert len(convs) == 5  # the stem, the conv block, the residual block's two and its 1x1 shortcut (8 -> 6)
+    images = torch.randn(2, 3, 32, 32)
+    for conv in convs:
+        x = torch.randn(2, conv.in_channels, 16, 16)
+        kept = min(conv.in_channels, conv.out_channels)
+        y = conv(x)
+        assert torch.allclose(y[:, :kept], x[:, :kept, :: conv.stride[0], :: conv.stride[1]], atol=1e-6)
+        if conv.out_channels > kept:  # the other filters keep their random start
+            assert y[:, kept:].abs().sum() > 0
+    assert net(images).shape == (2, 10)
+    default = ConvNet(stem=4, widths=[8, 6], block=["conv", "residual"])
+    first = next(m for m in default.features.modules() if isinstance(m, torch.nn.Conv2d))
+    x = torch.randn(2, 3, 16, 16)
+    assert not torch.allclose(first(x)[:, :3], x, atol=1e-3)  # off by default

@@ -3,15 +3,18 @@ float32 elsewhere; `bf16` and `off` force it. The weights and the loss stay floa
 
 from __future__ import annotations
 
+import json
+import logging
+
 import pytest
 import torch
 
 from cifar_sweep import device as device_module
-from cifar_sweep.device import Runtime, describe_precision, pick_autocast
+from cifar_sweep.device import Runtime, cpu_bf16_features, describe_precision, pick_autocast
 from cifar_sweep.errors import ConfigError
 
 from . import synthetic
-from .helpers import tutorial_task
+from .helpers import run_in_process, tutorial_task
 
 CPU = torch.device("cpu")
 
@@ -62,3 +65,41 @@ def test_a_bf16_step_keeps_weights_optimizer_state_and_loss_in_float32():
     assert {p.dtype for p in task.model.parameters()} == {torch.float32}
     momentum = [state["momentum_buffer"] for state in task.optimizer.state.values()]
     assert momentum and {m.dtype for m in momentum} == {torch.float32}
+
+
+@pytest.mark.parametrize(
+    ("amp", "batch_ops", "expected"),
+    [
+        ("auto", 26e6, None),  # the tutorial network at batch 20: bf16 is slower than float32 there
+        ("auto", 0.8e9, torch.bfloat16),
+        ("bf16", 26e6, torch.bfloat16),  # forced: kept
+    ],
+)
+def test_auto_keeps_float32_where_a_batch_is_too_small_for_bf16_to_pay(amp, batch_ops, expected):
+    runtime = Runtime(CPU, torch.bfloat16, channels_last=True, compile=False, deterministic=True)
+    runtime.keep_float32_for_small_batches(amp, batch_ops)
+    assert runtime.autocast_dtype is expected
+    if expected is None:
+        line = describe_precision(runtime, amp)
+        assert line.startswith("float32 (runtime.amp=auto: a training batch's forward pass is 26 M operations")
+        assert "runtime.amp=bf16 forces it" in line and runtime.describe()["small_batch_ops"] == 26e6
+
+
+def test_a_run_on_the_cpu_says_which_precision_it_chose(tmp_path, data_archive, caplog):
+    """The app applies the rule: the tutorial network at batch 20 (26 M operations a batch) trains in float32 under
+    auto, on a CPU with native bf16 (the reason said) as on one without."""
+    caplog.set_level(logging.INFO, logger="cifar_sweep")
+    run_dir = tmp_path / "run"
+    run_in_process(
+        f"data.root={data_archive}",
+        f"data.cache_dir={tmp_path / 'cache'}",
+        "data.train_size=40",
+        "data.test_size=20",
+        "data.batch_size=20",
+        "trainer.epochs=1",
+        f"hydra.run.dir={run_dir}",
+    )
+    record = json.loads((run_dir / "result.json").read_text())
+    assert record["speed"]["autocast"] == "None"
+    why = "runtime.amp=auto: a training batch's forward pass is 26 M" if cpu_bf16_features() else "no native bf16"
+    assert f"precision: float32 ({why}" in caplog.text

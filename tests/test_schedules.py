@@ -13,7 +13,7 @@ from cifar_sweep import pieces
 from cifar_sweep.config import TrainerConfig
 from cifar_sweep.errors import ConfigError
 from cifar_sweep.pieces import epochs_that_fit, loss_has_plateaued, planned_epochs
-from cifar_sweep.schedules import Constant, Cosine, OneCycle, Plan, Plateaus, Step
+from cifar_sweep.schedules import Constant, Cosine, LinearDecay, OneCycle, Plan, Plateaus, Step
 from cifar_sweep.train import fit
 
 from . import synthetic
@@ -52,11 +52,28 @@ def test_step_cosine_onecycle_and_warmup():
     assert Constant().is_constant and not Constant(warmup=0.1).is_constant
 
 
+def test_linear_decay_falls_in_a_straight_line_to_zero_at_the_last_step():
+    assert lrs_by_epoch(LinearDecay(), epochs=4) == pytest.approx([0.05, 0.0375, 0.025, 0.0125])
+    assert lrs_by_epoch(LinearDecay(peak=0.2, final_factor=0.5), epochs=2) == pytest.approx([0.2, 0.15])
+    model = nn.Linear(2, 2)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.05)
+    plan = Plan(epochs=2, steps_per_epoch=5)
+    scheduler = LinearDecay().scheduler(optimizer, plan)
+    for _ in range(plan.total_steps):
+        optimizer.step()
+        scheduler.step()
+    assert optimizer.param_groups[0]["lr"] == pytest.approx(0.0)  # after the last step: zero
+    plan.epochs = 4  # a time budget lengthens the plan after the first epoch: the line stretches with it
+    assert LinearDecay().factor(10, plan, 0.05) == pytest.approx(0.5)
+
+
 def test_bad_schedules_name_the_key():
     with pytest.raises(ConfigError, match="schedule.fractions"):
         Plateaus(values=[0.1, 0.01], fractions=[0.5, 0.6])
     with pytest.raises(ConfigError, match="schedule.warmup"):
         Cosine(warmup=1.5)
+    with pytest.raises(ConfigError, match="schedule.peak=-0.1 must be > 0"):
+        LinearDecay(peak=-0.1)
 
 
 def test_epochs_that_fit_and_the_plateau_rule():

@@ -112,6 +112,12 @@ def _multi_margin_loss(args, kwargs, out) -> OpCount:
     return OpCount(adds=n * (2 * c) + n - 1, max=n * c, muls=n + 1)
 
 
+def _vector_norm(args, kwargs, out) -> OpCount:
+    """The 2-norm (Muon normalises its momentum with it): a square and a sum per element, a root per result."""
+    n = args[0].numel()
+    return OpCount(muls=n, adds=n - out.numel(), other=out.numel())
+
+
 _OWN_RULES: dict[str, Rule] = {
     **dict.fromkeys(("conv1d", "conv2d", "conv3d", "convolution"), _convolution),
     "linear": lambda args, kwargs, out: _matmul(out.numel(), args[1].shape[1], _has_bias(args)),
@@ -122,6 +128,7 @@ _OWN_RULES: dict[str, Rule] = {
     **dict.fromkeys(("adaptive_avg_pool2d", "_adaptive_avg_pool2d"), _adaptive_avg_pool),
     "mean": _mean,
     "sum": _reduction("adds"),
+    "linalg_vector_norm": _vector_norm,
     **dict.fromkeys(("amax", "max", "amin", "min", "argmax", "argmin"), _reduction("max")),
     "aminmax": _reduction("max", per_reduced=2),
     # (input, weight, bias, running_mean, running_var, training, ...)

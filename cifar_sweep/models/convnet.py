@@ -15,7 +15,14 @@ last convolution and its batch norm (conv -> pool -> norm -> activation, as airb
 same parameters, but batch norm and the activation see a quarter of the pixels, which on a CPU saves
 a large share of the step (they are memory-bound, unlike the convolutions). Max pooling commutes with
 a monotone activation (ReLU), so the network then differs from the default one only in batch norm's
-statistics.
+statistics. With `dirac_init`, each convolution starts as the identity on its first channels (its first
+min(in, out) filters copy input channel i to output channel i; the rest keep PyTorch's random initialisation),
+as airbench initialises its convolutions: a deep network starts close to a shallow one. With
+`freeze_norm_scale`, batch norm's scale stays 1 (airbench's setting; with trainer.norm_lr_factor its bias
+trains faster): a constant, not a learned parameter, so the parameter count leaves it out. With `whiten`
+(a patch size, airbench: 2), the first layer is a frozen patch-whitening convolution fitted to the training
+images before training (cifar_sweep.models.whitening), then the activation: 2 x 3 x k x k channels, the image
+k - 1 pixels smaller; its filters count as parameters.
 """
 
 from __future__ import annotations
@@ -26,6 +33,7 @@ import torch
 from torch import nn
 
 from ..errors import ConfigError
+from .whitening import PatchWhitening
 
 BLOCKS = ("conv", "stack3x3", "residual", "inception")
 DOWNSAMPLES = ("max", "avg", "stride", "none")
@@ -113,6 +121,9 @@ class ConvNet(nn.Module):
         downsample: str | Sequence[str] = "max",
         dropout: float = 0.0,
         pool_before_norm: bool = False,
+        dirac_init: bool = False,
+        freeze_norm_scale: bool = False,
+        whiten: int | None = None,
         stem: int | None = None,
         head: str = "gap",
         fc: Sequence[int] = (),
@@ -128,8 +139,14 @@ class ConvNet(nn.Module):
 
         layers: list[nn.Module] = []
         channels, size = 3, input_size
+        if whiten:
+            if whiten < 1:
+                raise ConfigError(f"model.whiten={whiten} must be a patch size >= 1 (airbench: 2), or null for none")
+            whitening = PatchWhitening(channels, whiten)
+            layers.append(nn.Sequential(whitening, activation()))
+            channels, size = whitening.out_channels, size - whiten + 1
         if stem:
-            layers.append(conv_unit(3, stem, 3, 1, 1, batch_norm, activation))
+            layers.append(conv_unit(channels, stem, 3, 1, 1, batch_norm, activation))
             channels = stem
         stride_next = 1
         for index, (width, count, kind, down) in enumerate(zip(widths, blocks, block_kinds, downsamples)):
@@ -158,6 +175,14 @@ class ConvNet(nn.Module):
 
         features = channels if head == "gap" else channels * size * size
         self.head = _classifier(head, features, fc, fc_dropout, activation, num_classes)
+        if freeze_norm_scale:  # batch norm's scale stays 1: a constant, neither learned nor counted
+            for norm in self.modules():
+                if isinstance(norm, nn.BatchNorm2d):
+                    norm.weight.requires_grad_(False)
+        if dirac_init:
+            for conv in self.features.modules():
+                if isinstance(conv, nn.Conv2d):
+                    dirac_start(conv)
 
     @staticmethod
     def _block(kind, cin, cout, stride, kernel, padding, convs_per_block, batch_norm, activation) -> nn.Module:
@@ -191,6 +216,14 @@ def _classifier(
         features = units
     layers.append(nn.Linear(features, num_classes))
     return nn.Sequential(*layers)
+
+
+@torch.no_grad()
+def dirac_start(conv: nn.Conv2d) -> None:
+    """Filters 0..min(in, out)-1 of `conv` become the identity (channel i to channel i, its kernel's centre)."""
+    torch.nn.init.dirac_(conv.weight[: conv.in_channels], groups=1)
+    if conv.bias is not None:
+        conv.bias[: conv.in_channels].zero_()
 
 
 def _last_conv_unit(block: nn.Module, kind: str, stage: int) -> nn.Sequential:

@@ -8,6 +8,8 @@ from __future__ import annotations
 from ..augment import count_test_time_views
 from .averaging import WeightAveraging
 from .base import Piece
+from .data_fitting import DataFitting, data_fitting
+from .lookahead import Lookahead
 from .stopping import PrunerReports, StopOnPlateau, loss_has_plateaued
 from .test_time_augmentation import FinalTestTimeAugmentation
 from .time_budget import TimeBudget, epochs_that_fit, parse_duration, planned_epochs
@@ -15,6 +17,9 @@ from .time_budget import TimeBudget, epochs_that_fit, parse_duration, planned_ep
 __all__ = [
     "Piece",
     "WeightAveraging",
+    "DataFitting",
+    "data_fitting",
+    "Lookahead",
     "StopOnPlateau",
     "PrunerReports",
     "FinalTestTimeAugmentation",
@@ -35,6 +40,8 @@ def from_config(trainer) -> list[Piece]:
     pieces: list[Piece] = []
     if trainer.ema_decay:
         pieces.append(WeightAveraging(trainer.ema_decay))
+    if trainer.lookahead_every:
+        pieces.append(Lookahead(trainer.lookahead_every, trainer.lookahead_decay))
     budget_s = parse_duration(trainer.time_budget)
     if budget_s is not None:
         pieces.append(TimeBudget(budget_s, trainer.max_epochs, final_views=views))
