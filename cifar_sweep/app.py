@@ -9,6 +9,8 @@ The return value is the configured objective, so that sweepers (Optuna) can opti
 
 from __future__ import annotations
 
+import contextlib
+import io
 import itertools
 import logging
 import os
@@ -35,6 +37,7 @@ from .data import CIFAR10, load_cifar10
 from .device import Runtime, describe_hardware, describe_precision
 from .errors import ConfigError, RunFailed, StorageError, find_user_error, one_line
 from .param_groups import optimizer_parameters
+from .passwords import hide_passwords
 from .private_apis import hydra_args_parser
 from .records import RunRecord
 from .schema import CHECKPOINT_FILE, OBJECTIVES, Status
@@ -58,20 +61,41 @@ def cli() -> None:
     report: what stops them is one line as well, never a traceback."""
     problem = composition_problem(sys.argv[1:])
     if problem:
-        print(f"cifar-sweep: error: {problem}", file=sys.stderr)
+        print(f"cifar-sweep: error: {hide_passwords(problem)}", file=sys.stderr)  # it may quote an override
         raise SystemExit(2)
     try:
-        main()
+        if shows_config(sys.argv[1:]):
+            main_printing_masked()
+        else:
+            main()
     except Exception as error:
         if not asks_for_help(sys.argv[1:]):
             raise  # a run reports bad input itself (one line): what reaches here is a bug, traceback and all
-        print(f"cifar-sweep: error: {one_line(error)}", file=sys.stderr)
+        print(f"cifar-sweep: error: {hide_passwords(one_line(error))}", file=sys.stderr)
         raise SystemExit(2) from None
 
 
 def asks_for_help(argv: list[str]) -> bool:
     args = hydra_args_parser().parse_args(argv)  # main() has parsed the same argv: no usage error here
     return bool(args.help or args.hydra_help)
+
+
+def main_printing_masked() -> None:
+    """main() for --cfg hydra|all and --info, which print Hydra's config: a storage URL's password shows as ***."""
+    printed = io.StringIO()
+    try:
+        with contextlib.redirect_stdout(printed):
+            main()
+    finally:
+        print(hide_passwords(printed.getvalue()), end="")
+
+
+def shows_config(argv: list[str]) -> bool:
+    try:
+        args = hydra_args_parser().parse_args(argv)
+    except SystemExit:
+        return False
+    return bool(args.cfg or args.info)
 
 
 def composition_problem(argv: list[str]) -> str | None:

@@ -16,9 +16,24 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from .errors import UserError
+from .passwords import hide_passwords
 from .private_apis import trial_of
 
 log = logging.getLogger("cifar_sweep")
+# The pip package of each database driver SQLAlchemy may pick (its dialect's `driver`). postgresql:// means
+# psycopg (version 3) to SQLAlchemy >= 2.1: what the project's `postgres` extra installs.
+DRIVER_PACKAGES = {
+    "psycopg": "'psycopg[binary]'",
+    "psycopg2": "psycopg2-binary",
+    "mysqldb": "mysqlclient",
+    "pymysql": "pymysql",
+}
+DATABASES = {"postgresql": "PostgreSQL", "mysql": "MySQL", "mssql": "SQL Server", "oracle": "Oracle"}
+
+
+class MissingDriver(UserError):
+    """The storage URL's database driver is not installed: the message names the package to install."""
 
 
 @contextlib.contextmanager
@@ -39,13 +54,15 @@ def using_experimental(*features: str) -> Iterator[None]:
 
 
 def open_storage(url: str, heartbeat_interval_s: int | None = None, grace_period_s: int | None = None) -> Any:
-    """`journal:///path/file` for an Optuna journal file (a shared file system), anything else an SQLAlchemy URL."""
+    """`journal:///path/file` for an Optuna journal file (a shared file system), anything else an SQLAlchemy URL
+    (a MissingDriver when its database driver is not installed)."""
     import optuna
 
     if url.startswith("journal://"):
         path = Path(url[len("journal://") :])
         path.parent.mkdir(parents=True, exist_ok=True)
         return optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(path)))
+    check_driver(url)
     if url.startswith("sqlite:///"):
         Path(url[len("sqlite:///") :]).parent.mkdir(parents=True, exist_ok=True)
     if not heartbeat_interval_s:
@@ -61,6 +78,26 @@ def open_storage(url: str, heartbeat_interval_s: int | None = None, grace_period
         return optuna.storages.RDBStorage(
             url, heartbeat_interval=heartbeat_interval_s, grace_period=grace_period_s, **retry
         )
+
+
+def check_driver(url: str) -> None:
+    """A MissingDriver when the database driver that SQLAlchemy picks for `url` cannot be imported (Optuna would
+    only say "Failed to import DB access module"). A URL SQLAlchemy cannot read is left to Optuna to report."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError, NoSuchModuleError
+
+    try:
+        dialect = make_url(url).get_dialect()
+    except (ArgumentError, NoSuchModuleError, ValueError):
+        return
+    try:
+        dialect.import_dbapi()
+    except ImportError:
+        database = DATABASES.get(dialect.name, dialect.name)
+        package = DRIVER_PACKAGES.get(dialect.driver, dialect.driver)
+        raise MissingDriver(
+            f"{hide_passwords(url)} needs the {database} driver {dialect.driver}: pip install {package}"
+        ) from None
 
 
 def make_pruner(conf: Any) -> Any:

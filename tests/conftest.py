@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import logging
+import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -53,3 +55,27 @@ def run_app(tmp_path, monkeypatch, caplog):
 
     yield run
     helpers.clear_hydra_state()
+
+
+@pytest.fixture
+def postgres_url():
+    """A fresh database on a PostgreSQL server of its own (tests/postgres.py), as the README's URL form:
+    postgresql://postgres:PASSWORD@127.0.0.1:PORT/optuna, the password (postgres.PASSWORD) checked by the server."""
+    from cifar_sweep.studies import MissingDriver, check_driver
+
+    from . import postgres
+
+    try:
+        check_driver("postgresql://postgres@127.0.0.1/optuna")  # the driver SQLAlchemy picks for the README's form
+    except MissingDriver as why:
+        pytest.skip(str(why))
+    # Not under pytest's temporary directory: the server runs as the postgres user, who cannot enter root's.
+    directory = Path(tempfile.mkdtemp(prefix="cifar-sweep-pg-"))
+    try:
+        url, stop = postgres.start(directory, postgres.PASSWORD)
+    except postgres.PostgresUnavailable as why:
+        shutil.rmtree(directory, ignore_errors=True)
+        pytest.skip(f"no PostgreSQL server could be started: {why}")
+    yield url
+    stop()
+    shutil.rmtree(directory, ignore_errors=True)

@@ -54,17 +54,18 @@ def test_an_unwritable_output_directory_is_one_line(tmp_path, app_env):
         assert done.returncode == 2 and len(lines) == 1 and "cannot write the output directory" in lines[0]
 
 
-def test_an_unreachable_storage_says_so(tmp_path, app_env, data_archive):
+def test_an_unreachable_storage_says_so_without_its_password(tmp_path, app_env, data_archive):
     done = cifar_sweep(
         *search(tmp_path, data_archive, "trainer.epochs=1"),
-        "hydra.sweeper.storage='postgresql+psycopg2://nobody@127.0.0.1:1/optuna'",
+        "hydra.sweeper.storage='postgresql://alice:SECRETPW@127.0.0.1:1/optuna'",
         env=app_env,
         cwd=tmp_path,
     )
     assert done.returncode == 1
     assert (
-        "cifar-sweep: error: cannot open the study demo in postgresql+psycopg2://nobody@127.0.0.1:1/optuna"
-        in done.stderr
+        "cifar-sweep: error: cannot open the study demo in postgresql://alice:***@127.0.0.1:1/optuna" in done.stderr
         and "Traceback" not in done.stderr
     )
     assert not (tmp_path / "sweep").exists() or not list((tmp_path / "sweep").glob("*/result.json"))
+    assert "SECRETPW" not in done.stdout + done.stderr
+    assert not [path for path in tmp_path.rglob("*") if path.is_file() and b"SECRETPW" in path.read_bytes()]

@@ -4,16 +4,13 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 import optuna
-import pytest
 from omegaconf import OmegaConf
 
 from .helpers import CONF, TINY, cifar_sweep, search, study_in
@@ -236,31 +233,11 @@ def test_two_workers_share_one_journal_file(tmp_path, app_env, data_archive):
     )
 
 
-@pytest.fixture
-def postgres_url():
-    from . import postgres
-
-    try:
-        import psycopg2  # noqa: F401
-    except ImportError:
-        pytest.skip("psycopg2 is not installed (pip install psycopg2-binary)")
-    # Not under pytest's temporary directory: the server runs as the postgres user, who cannot enter root's.
-    directory = Path(tempfile.mkdtemp(prefix="cifar-sweep-pg-"))
-    try:
-        url, stop = postgres.start(directory)
-    except postgres.PostgresUnavailable as why:
-        shutil.rmtree(directory, ignore_errors=True)
-        pytest.skip(f"no PostgreSQL server could be started: {why}")
-    yield url
-    stop()
-    shutil.rmtree(directory, ignore_errors=True)
-
-
 def test_two_workers_share_one_postgresql_study(tmp_path, app_env, data_archive, postgres_url):
     args = [
         *search(tmp_path, data_archive, "trainer.epochs=1", "hydra.sweeper.n_trials=6"),
-        f"hydra.sweeper.storage='{postgres_url}'",
-    ]  # quoted: the URL holds = and &
+        f"hydra.sweeper.storage='{postgres_url}'",  # as the README writes it: postgresql://user:pw@host:port/db
+    ]
     two_workers_reach_the_total(tmp_path, app_env, args, postgres_url)
 
 

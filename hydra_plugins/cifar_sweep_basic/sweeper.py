@@ -25,6 +25,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from cifar_sweep import run_dirs
 from cifar_sweep.errors import ConfigError
+from cifar_sweep.passwords import write_masked
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +47,7 @@ class CifarBasicSweeper(Sweeper):
         finished = self.prepare(jobs)
         sweep_dir = Path(self.config.hydra.sweep.dir)
         sweep_dir.mkdir(parents=True, exist_ok=True)
-        OmegaConf.save(self.config, sweep_dir / "multirun.yaml")
+        write_masked(sweep_dir / "multirun.yaml", OmegaConf.to_yaml(self.config))  # Hydra's file, no password
         returns = []
         for first, batch in self.batches(jobs, skip=set(finished)):
             returns.append(self.launcher.launch(batch, initial_job_idx=first))

@@ -28,7 +28,7 @@ import time
 import warnings
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, NoReturn
 
 import optuna
 from hydra.core.override_parser.overrides_parser import OverridesParser
@@ -44,6 +44,7 @@ from optuna.trial import TrialState
 
 from cifar_sweep import run_dirs
 from cifar_sweep.errors import ConfigError
+from cifar_sweep.passwords import hide_passwords
 from cifar_sweep.private_apis import heartbeat_enabled, record_constraints, record_trial_heartbeat
 from cifar_sweep.schema import RESULT_FILE, Status
 
@@ -139,6 +140,12 @@ def _run_status(run_dir: Any) -> str | None:
         return None
 
 
+def _stop(message: str) -> NoReturn:
+    """Bad input: one line and exit 1 (a CompactHydraException would add Hydra's HYDRA_FULL_ERROR hint)."""
+    print(f"cifar-sweep: error: {message}", file=sys.stderr)
+    raise SystemExit(1)
+
+
 def _running_numbers(study: optuna.Study) -> set[int]:
     return {t.number for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))}
 
@@ -218,7 +225,7 @@ class CifarOptunaSweeper(Sweeper):
         return study
 
     def _create_or_load_study(self, sampler: optuna.samplers.BaseSampler) -> optuna.Study:
-        from cifar_sweep.studies import make_pruner
+        from cifar_sweep.studies import MissingDriver, make_pruner
 
         directions = [str(d) for d in self.directions]
         for attempt in itertools.count(1):
@@ -231,15 +238,19 @@ class CifarOptunaSweeper(Sweeper):
                     directions=directions,
                     load_if_exists=True,
                 )
+            except MissingDriver as error:
+                _stop(f"hydra.sweeper.storage={error}")
             except Exception as error:  # workers started together race to create the tables and the study
                 if attempt < 10 and any(word in type(error).__name__ + repr(error) for word in CREATION_RACES):
                     time.sleep(0.2 + random.random())
                     continue
                 reason = str(error).splitlines()[0] if str(error) else type(error).__name__
-                raise CompactHydraException(
-                    f"cifar-sweep: error: cannot open the study {self.study_name} in {self.storage_url} ({reason}): "
-                    f"check hydra.sweeper.storage, that the server is up and the credentials"
-                ) from None
+                _stop(
+                    hide_passwords(
+                        f"cannot open the study {self.study_name} in {self.storage_url} ({reason}): "
+                        f"check hydra.sweeper.storage, that the server is up and the credentials"
+                    )
+                )
 
     def _open_study(self, distributions: dict[str, BaseDistribution]) -> optuna.Study:
         """The study to continue, its trials left running by a killed sweep failed (and so retried)."""
@@ -286,7 +297,7 @@ class CifarOptunaSweeper(Sweeper):
         log.info(
             "study %s in %s: %d of %d trials launched so far",
             self.study_name,
-            self.storage_url,
+            hide_passwords(self.storage_url),
             self._launched(study),
             self.n_trials,
         )
