@@ -90,6 +90,9 @@ OBJECTIVES = ("test_accuracy", "best_test_accuracy", "val_accuracy", "best_val_a
 
 # The config groups a run chooses from (conf/<group>/), as recorded in result.json's `choices`.
 CONFIG_GROUPS = ("data", "model", "activation", "optimizer", "loss", "augmentation", "schedule", "trainer", "runtime")
+# The folders of conf/ that are recipes, not groups: global packages that set keys across the groups (an
+# experiment, a search, one technique of an ablation); a run records the option chosen as it does a group's.
+RECIPE_GROUPS = ("experiment", "hparams_search", "ablation")
 # The groups whose choice makes a variant of a study (a report groups runs by the ones that differ).
 VARIANT_GROUPS = ("model", "activation", "optimizer", "loss", "augmentation", "schedule")
 

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 
 import pandas as pd
 
-from cifar_sweep.schema import ADDED_KEYS, CONFIG_GROUPS, NOT_COMPARED, VARIANT_GROUPS
+from cifar_sweep.schema import ADDED_KEYS, CONFIG_GROUPS, NOT_COMPARED, RECIPE_GROUPS, VARIANT_GROUPS
 
 from .formatting import MISSING, missing, setting
 from .load import HEADLINE, row_of
@@ -28,7 +28,7 @@ SEED = "config.trainer.seed"
 NOT_VARIANT = tuple(rule for rule in NOT_COMPARED if rule != "runtime.")
 # The choice columns, in the order a table shows them: the recipe first (an experiment, a search), then the
 # groups that make a variant, then the rest.
-RECIPES = ("experiment", "hparams_search")  # choices that set many keys at once, across groups
+RECIPES = RECIPE_GROUPS  # choices that set many keys at once, across groups
 CHOICES = (
     *RECIPES,
     *VARIANT_GROUPS,

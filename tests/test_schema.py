@@ -36,9 +36,9 @@ def test_a_record_still_running_reads_as_interrupted(tmp_path):
 
 
 def test_the_config_groups_are_the_folders_of_conf():
-    from cifar_sweep.schema import CONFIG_GROUPS, VARIANT_GROUPS
+    from cifar_sweep.schema import CONFIG_GROUPS, RECIPE_GROUPS, VARIANT_GROUPS
 
     folders = {path.name for path in (REPO / "conf").iterdir() if path.is_dir()}
-    # experiment and hparams_search are global packages that set other groups, not groups a run records
-    assert set(CONFIG_GROUPS) == folders - {"experiment", "hparams_search"}
+    # experiment, hparams_search and ablation are global packages that set other groups' keys
+    assert set(CONFIG_GROUPS) == folders - set(RECIPE_GROUPS)
     assert set(VARIANT_GROUPS) <= set(CONFIG_GROUPS)
