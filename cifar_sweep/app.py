@@ -229,7 +229,8 @@ def train_and_record(cfg: DictConfig, record: RunRecord) -> float | list | None:
     )
     trainer = trainer_config(cfg)
     # layers fitted to the data come first: the evaluation before training, and weight averaging, see them fitted
-    chosen = pieces.data_fitting(task.model) + pieces.from_config(trainer) + pruner_reports(cfg, record)
+    test_share = None if trainer.test_during_training or task.val is None else len(task.test) / len(task.val)
+    chosen = pieces.data_fitting(task.model) + pieces.from_config(trainer, test_share) + pruner_reports(cfg, record)
     try:
         result = fit(
             task,
@@ -256,6 +257,11 @@ def check_before_data(cfg: DictConfig) -> int:
             )
         if objective.endswith("val_accuracy") and not cfg.data.val_size:
             raise ConfigError(f"objective={objective} needs a validation split: set data.val_size (e.g. 5000)")
+    if not cfg.trainer.test_during_training and not cfg.data.val_size:
+        raise ConfigError(
+            "trainer.test_during_training=false needs a validation split to evaluate during training: set "
+            "data.val_size (e.g. 5000), or trainer.test_during_training=true"
+        )
     pieces.parse_duration(cfg.trainer.time_budget)
     return count_config_params(cfg.model)
 

@@ -51,6 +51,7 @@ class TrainerConfig:
     plateau_patience: int = 2
     plateau_min_delta: float = 0.01
     eval_every: int = 1
+    test_during_training: bool = True  # false: only the validation split during training, the test set once at the end
     tta: TestTimeAugmentation = TestTimeAugmentation.none
     ema_decay: Optional[float] = None
     norm_lr_factor: float = 1.0

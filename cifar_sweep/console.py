@@ -27,20 +27,37 @@ def log_training(entry, epochs: int) -> None:
 
 
 def log_evaluation(entry, epochs: int) -> None:
-    """The end of an evaluation (after its epoch's training line): accuracy, error, operations, time."""
+    """The end of an evaluation (after its epoch's training line): accuracy, error, operations, time. While the
+    test set waits for the end of training (trainer.test_during_training=false), the validation split's."""
     if entry.epoch > 0:
         log_training(entry, epochs)
-    val = f"  val acc {entry.val_accuracy:6.2%}" if entry.val_accuracy is not None else ""
+    if math.isfinite(entry.test_accuracy):
+        split, accuracy = "test", entry.test_accuracy
+        val = f"  val acc {entry.val_accuracy:6.2%}" if entry.val_accuracy is not None else ""
+    else:
+        split, accuracy, val = "val ", entry.val_accuracy, ""
     log.info(
-        "epoch %d/%d test   acc %6.2f%%  error %6.2f%%%s%s  %.1f s%s",
+        "epoch %d/%d %s   acc %6.2f%%  error %6.2f%%%s%s  %.1f s%s",
         entry.epoch,
         epochs,
-        100 * entry.test_accuracy,
-        100 * entry.test_error,
+        split,
+        100 * accuracy,
+        100 * (1 - accuracy),
         val,
         ops_text(entry, "eval"),
         entry.eval_time_s,
         "  (before training)" if entry.epoch == 0 else "",
+    )
+
+
+def log_test_after_training(entry, seconds: float) -> None:
+    """The test set, read once after training."""
+    log.info(
+        "epoch %d test   acc %6.2f%%  error %6.2f%%  %.1f s  (the test set, read once after training)",
+        entry.epoch,
+        100 * entry.test_accuracy,
+        100 * entry.test_error,
+        seconds,
     )
 
 

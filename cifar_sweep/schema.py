@@ -121,6 +121,7 @@ ADDED_KEYS = {
     "trainer.norm_lr_factor": 1.0,
     "trainer.lookahead_every": None,
     "trainer.lookahead_decay": 0.95,
+    "trainer.test_during_training": True,
     "augmentation.flip_mode": "random",
     "augmentation.crop_pad_mode": "zeros",
 }

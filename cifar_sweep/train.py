@@ -156,24 +156,31 @@ class FitResult:
     diverged: bool = False
 
     def summary(self, classes: Sequence[str] = ()) -> dict:
-        """The result.json fields that follow from the history so far."""
-        best = max(self.history, key=lambda entry: entry.test_accuracy)
+        """The result.json fields that follow from the history so far (no test fields while the test set waits
+        for the end of training: trainer.test_during_training=false)."""
         fields = {
-            # the final evaluation: the last epoch's, or after it with test-time augmentation (tta)
-            "test_accuracy": self.final_test.accuracy,
-            "test_error": self.final_test.error_rate,
-            "tta": self.tta,
-            "best_test_accuracy": best.test_accuracy,
-            "best_epoch": best.epoch,
-            "per_class_accuracy": dict(zip(classes, self.final_test.per_class_accuracy)),
             "epochs": self.history[-1].epoch,
             "epochs_planned": self.epochs_planned,
             "train_time_s": self.train_time_s,
             "fit_time_s": self.elapsed_s,  # training and every evaluation: what trainer.time_budget counts
             "eval_time_s": sum(entry.eval_time_s for entry in self.history),
         }
-        if self.tta != "none":
-            fields["test_accuracy_without_tta"] = self.history[-1].test_accuracy
+        tested = [entry for entry in self.history if math.isfinite(entry.test_accuracy)]
+        if self.final_test is not None and tested:
+            best = max(tested, key=lambda entry: entry.test_accuracy)
+            fields.update(
+                {
+                    # the final evaluation: the last epoch's, or after it with test-time augmentation (tta)
+                    "test_accuracy": self.final_test.accuracy,
+                    "test_error": self.final_test.error_rate,
+                    "tta": self.tta,
+                    "best_test_accuracy": best.test_accuracy,
+                    "best_epoch": best.epoch,
+                    "per_class_accuracy": dict(zip(classes, self.final_test.per_class_accuracy)),
+                }
+            )
+            if self.tta != "none":
+                fields["test_accuracy_without_tta"] = self.history[-1].test_accuracy
         if self.final_val is not None:
             fields["val_accuracy"] = self.final_val.accuracy
             fields["best_val_accuracy"] = max(entry.val_accuracy for entry in self.history)
@@ -251,6 +258,8 @@ def fit(
             break
     if loop.last_training is not None and loop.result.history[-1].epoch != loop.epoch:
         loop.evaluate_and_record()  # stopped between two evaluations
+    if loop.result.final_test is None:
+        loop.test_after_training()  # trainer.test_during_training=false: the test set read once, now
     if loop.stopped:
         log.info("stopped after epoch %d: %s", loop.epoch, loop.result.stopped)
     loop.notify("finish")
@@ -272,6 +281,8 @@ class Loop:
         self.task, self.model, self.pieces = task, task.model, list(pieces)
         self.on_evaluation, self.clock = on_evaluation, clock
         self.drop_last = trainer.drop_last
+        # Without a validation split the test set is all there is to evaluate during training.
+        self.test_during_training = trainer.test_during_training or task.val is None
         self.eval_every, self.progress_interval_s = max(1, trainer.eval_every), trainer.progress_interval_s
         batches = len(task.train) // task.batch_size if trainer.drop_last else -(-len(task.train) // task.batch_size)
         self.plan = Plan(trainer.epochs, max(batches, 1))
@@ -357,23 +368,44 @@ class Loop:
         return self.epoch % self.eval_every == 0 or self.epoch >= self.plan.epochs or self.diverged
 
     def evaluate_and_record(self) -> None:
+        """Evaluate the validation split, and the test set unless it is kept for after training."""
         started = self.clock()
-        test = self.evaluate(self.task.test)
+        test = self.evaluate(self.task.test) if self.test_during_training else None
         val = self.evaluate(self.task.val) if self.task.val is not None else None
         self.last_eval_s = self.clock() - started
         entry = self.training_entry() if self.epoch > 0 else self.entry_before_training()
-        entry.test_accuracy, entry.test_error, entry.eval_time_s = test.accuracy, test.error_rate, self.last_eval_s
+        entry.eval_time_s = self.last_eval_s
+        if test is not None:
+            entry.test_accuracy, entry.test_error = test.accuracy, test.error_rate
         entry.val_accuracy = val.accuracy if val is not None else None
-        evaluated = test.total + (val.total if val is not None else 0)
+        evaluated = (test.total if test is not None else 0) + (val.total if val is not None else 0)
         if self.task.eval_ops_per_image is not None:
             entry.set_ops("eval", self.task.eval_ops_per_image.scaled(evaluated), self.last_eval_s)
         result = self.result
         result.history.append(entry)
-        result.final_test, result.final_val = test, val
+        if test is not None:
+            result.final_test = test
+        result.final_val = val
         result.elapsed_s, result.epochs_planned = self.elapsed(), self.plan.epochs
         console.log_evaluation(entry, self.plan.epochs)
         self.on_evaluation(result)
         self.notify("after_evaluation")
+
+    def test_after_training(self) -> None:
+        """The test set, read once after training (trainer.test_during_training=false), into the last evaluation's
+        entry: its accuracy is on record, and nothing during training could have looked at it."""
+        started = self.clock()
+        test = self.evaluate(self.task.test)
+        seconds = self.clock() - started
+        entry, result = self.result.history[-1], self.result
+        entry.test_accuracy, entry.test_error = test.accuracy, test.error_rate
+        entry.eval_time_s += seconds
+        if self.task.eval_ops_per_image is not None:
+            evaluated = test.total + (len(self.task.val) if self.task.val is not None else 0)
+            entry.set_ops("eval", self.task.eval_ops_per_image.scaled(evaluated), entry.eval_time_s)
+        result.final_test, result.elapsed_s = test, self.elapsed()
+        console.log_test_after_training(entry, seconds)
+        self.on_evaluation(result)
 
     def entry_before_training(self) -> EpochEntry:
         return EpochEntry(
@@ -456,7 +488,7 @@ class Loop:
             "train_time_s": result.train_time_s,
             "epochs_planned": self.plan.epochs,
             "elapsed_s": self.elapsed(),
-            "final_test": asdict(result.final_test),
+            "final_test": asdict(result.final_test) if result.final_test else None,
             "final_val": asdict(result.final_val) if result.final_val else None,
             # A run killed after the checkpoint of its last epoch must end as it would have: not train on when
             # a piece had stopped it (stop_on_plateau trained an extra epoch), and evaluate that epoch when no
@@ -482,7 +514,7 @@ class Loop:
         self.plan.epochs = result.epochs_planned = saved["epochs_planned"]
         result.history = [EpochEntry(**entry) for entry in saved["history"]]
         result.train_time_s = saved["train_time_s"]
-        result.final_test = Evaluation(**saved["final_test"])
+        result.final_test = Evaluation(**saved["final_test"]) if saved["final_test"] else None
         result.final_val = Evaluation(**saved["final_val"]) if saved["final_val"] else None
         result.stopped = saved.get("stopped")  # .get: absent from the checkpoints of earlier versions
         self.last_training = EpochTraining(**saved["last_training"]) if saved.get("last_training") else None

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 from torch import nn
@@ -189,3 +191,48 @@ def run_with_checkpoints(checkpoints, epochs=2, **trainer):
     task = tutorial_task(train, test, momentum=0.0, batch_size=10)
     config = TrainerConfig(epochs=epochs, progress_interval_s=0, **trainer)
     return fit(task, config, pieces.from_config(config), checkpoints=checkpoints)
+
+
+class CountsEvaluatedImages(nn.Module):
+    """The tutorial network, counting the images each evaluation pass (eval mode) sees, batch by batch."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model, self.evaluated = model, []
+
+    def forward(self, x):
+        if not self.training:
+            self.evaluated.append(len(x))
+        return self.model(x)
+
+
+def test_the_test_set_can_be_read_once_after_training_and_never_during_it():
+    torch.manual_seed(0)
+    train, test = synthetic.make_dataset(train_per_class=30, test_per_class=5)  # 50 test images
+    _, val = synthetic.make_dataset(train_per_class=1, test_per_class=3)  # 30 validation images
+    task = tutorial_task(train, test, batch_size=16, test_batch_size=64, val=Split(*val))
+    task.model = CountsEvaluatedImages(task.model)
+    config = TrainerConfig(epochs=3, seed=0, progress_interval_s=0, test_during_training=False)
+    records = []
+    result = fit(task, config, on_evaluation=lambda r: records.append(r.summary()))
+    # the validation split before training and after each epoch, the test set once, at the end
+    assert task.model.evaluated == [30, 30, 30, 30, 50]
+    assert [entry.epoch for entry in result.history] == [0, 1, 2, 3]
+    assert all(math.isnan(entry.test_accuracy) for entry in result.history[:-1])
+    assert all(entry.val_accuracy is not None for entry in result.history)
+    assert result.final_test.total == 50 and result.history[-1].test_accuracy == result.final_test.accuracy
+    # the records written during training have no test accuracy; the last one has it
+    assert all("test_accuracy" not in record for record in records[:-1])
+    assert records[-1]["test_accuracy"] == result.final_test.accuracy == records[-1]["best_test_accuracy"]
+    # by default the test set is read at every evaluation, as the course asks
+    task.model.evaluated.clear()
+    fit(task, TrainerConfig(epochs=1, seed=0, progress_interval_s=0))
+    assert task.model.evaluated == [50, 30, 50, 30]
+
+
+def test_a_time_budget_keeps_time_for_the_evaluations_after_the_last_epoch():
+    assert pieces.final_eval_factor(1) == 0  # the last evaluation is one of those during training
+    assert pieces.final_eval_factor(6) == 6  # then 6 views of test and validation
+    # the test set, twice the validation split, read once at the end: plain, then with 6 views
+    assert pieces.final_eval_factor(1, test_share=2.0) == 2.0
+    assert pieces.final_eval_factor(6, test_share=2.0) == 2.0 + 6 * 3.0

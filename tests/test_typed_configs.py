@@ -68,6 +68,7 @@ def compose(*overrides):
         ("trainer.eval_every=0", "trainer.eval_every=0 must be a whole number >= 1"),
         ("trainer.ema_decay=1.5", "trainer.ema_decay=1.5 must be a number in (0, 1)"),
         ("trainer.time_budget=soon", "trainer.time_budget=soon is not a duration"),
+        ("trainer.test_during_training=false", "trainer.test_during_training=false needs a validation split"),
     ],
 )
 def test_ranges_are_checked_before_any_data(override, message):
@@ -82,7 +83,7 @@ def test_the_trainer_config_is_a_dataclass_with_enums_and_turns_pieces_on():
     assert str(trainer.tta) == "flip_shift" and str(Amp.bf16) == "bf16"
     chosen = pieces.from_config(trainer)
     assert [type(piece).__name__ for piece in chosen] == ["TimeBudget", "FinalTestTimeAugmentation"]
-    assert chosen[0].budget_s == 3600.0 and chosen[0].final_views == 6
+    assert chosen[0].budget_s == 3600.0 and chosen[0].final_eval_factor == 6
     plain = pieces.from_config(trainer_config(compose()))
     assert plain == []  # the course's baseline: no technique on
 

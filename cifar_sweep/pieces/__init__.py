@@ -12,7 +12,7 @@ from .data_fitting import DataFitting, data_fitting
 from .lookahead import Lookahead
 from .stopping import PrunerReports, StopOnPlateau, loss_has_plateaued
 from .test_time_augmentation import FinalTestTimeAugmentation
-from .time_budget import TimeBudget, epochs_that_fit, parse_duration, planned_epochs
+from .time_budget import TimeBudget, epochs_that_fit, final_eval_factor, parse_duration, planned_epochs
 
 __all__ = [
     "Piece",
@@ -27,14 +27,17 @@ __all__ = [
     "from_config",
     "loss_has_plateaued",
     "epochs_that_fit",
+    "final_eval_factor",
     "parse_duration",
     "planned_epochs",
 ]
 
 
-def from_config(trainer) -> list[Piece]:
+def from_config(trainer, test_share: float | None = None) -> list[Piece]:
     """The pieces that `trainer` (a cifar_sweep.config.TrainerConfig) turns on. Weight averaging comes first:
-    it decides which model every evaluation sees, the one before training included."""
+    it decides which model every evaluation sees, the one before training included. `test_share`: the test
+    set's size over the validation split's, when the test set is read only after training (its cost is then
+    not in the evaluations a time budget measures)."""
     tta = str(trainer.tta)  # the enum's value (TestTimeAugmentation.__str__), or a plain name
     views = count_test_time_views(tta)
     pieces: list[Piece] = []
@@ -44,7 +47,7 @@ def from_config(trainer) -> list[Piece]:
         pieces.append(Lookahead(trainer.lookahead_every, trainer.lookahead_decay))
     budget_s = parse_duration(trainer.time_budget)
     if budget_s is not None:
-        pieces.append(TimeBudget(budget_s, trainer.max_epochs, final_views=views))
+        pieces.append(TimeBudget(budget_s, trainer.max_epochs, final_eval_factor(views, test_share)))
     if trainer.stop_on_plateau:
         pieces.append(StopOnPlateau(trainer.plateau_patience, trainer.plateau_min_delta))
     if views > 1:

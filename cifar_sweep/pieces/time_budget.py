@@ -56,19 +56,33 @@ def planned_epochs(
     return min(epochs, max_epochs) if max_epochs else epochs
 
 
+def final_eval_factor(views: int, test_share: float | None = None) -> float:
+    """The time the evaluations after the last epoch's take, in units of one evaluation during training.
+
+    `views`: those of the final test-time augmentation (1: none). `test_share`: None when every evaluation
+    reads the test set (and the validation split); else the test set's size over the validation split's, the
+    test set being read only after training (trainer.test_during_training=false), plainly and then with the
+    views."""
+    augmented = views if views > 1 else 0
+    if test_share is None:
+        return float(augmented)  # the last plain evaluation is one of the evaluations during training
+    return test_share + augmented * (1 + test_share)
+
+
 class TimeBudget(Piece):
     name = "time_budget"
 
-    def __init__(self, budget_s: float, max_epochs: int | None = None, final_views: int = 1):
-        self.budget_s, self.max_epochs, self.final_views = budget_s, max_epochs, final_views
+    def __init__(self, budget_s: float, max_epochs: int | None = None, final_eval_factor: float = 0.0):
+        self.budget_s, self.max_epochs, self.final_eval_factor = budget_s, max_epochs, final_eval_factor
         # The evaluation before training, and the time spent when the first epoch ended: the first epoch
         # carries one-off costs (warm-up), so the pace of later epochs is measured from its end.
         self.first_eval_s = 0.0
         self.after_first_s = 0.0
 
     def final_reserve_s(self) -> float:
-        """Time to keep for the final evaluation with test-time augmentation (views x a plain one)."""
-        return self.first_eval_s * self.final_views if self.final_views > 1 else 0.0
+        """Time to keep for the evaluations after the last epoch's (test-time augmentation, a test set kept for
+        the end), measured in evaluations like the one before training."""
+        return self.first_eval_s * self.final_eval_factor
 
     def after_evaluation(self, loop) -> None:
         if loop.epoch == 0:
