@@ -212,6 +212,16 @@ def train_and_record(cfg: DictConfig, record: RunRecord) -> float | list | None:
     data = load_data(cfg.data)
     task = build_task(cfg, data, runtime)
     log.info("model %s: %s parameters; device %s", record.fields["choices"].get("model"), f"{params:,}", runtime.device)
+    filled = getattr(task.model, "filled", None)
+    if filled:  # model.fill_budget: the widths it chose are in no config file
+        log.info(
+            "model.fill_budget=%s of %s parameters: widths %s, stem %s",
+            cfg.model.fill_budget,
+            f"{cfg.model.budget_params:,}",
+            filled["widths"],
+            filled["stem"],
+        )
+        record.update(filled_widths=filled)
     uncounted = measure_costs(task, cfg.data, record, params)
     runtime.keep_float32_for_small_batches(str(cfg.runtime.amp), task.eval_ops_per_image.total * cfg.data.batch_size)
     task.autocast_dtype = runtime.autocast_dtype

@@ -137,6 +137,8 @@ class ConvNetConfig:
     fc_dropout: float = 0.0
     num_classes: int = 10
     activation: Any = None
+    fill_budget: Optional[float] = None
+    budget_params: Optional[int] = None
 
 
 SCHEMAS = {

@@ -108,6 +108,7 @@ NOT_COMPARED = (
     "data.test_batch_size",  # evaluation in inference mode: the batch changes the speed (predictions: rounding only)
     "runtime.",  # where and how fast: device, precision, memory layout, compile
     "trial.",  # which trial of which search runs it: a retried trial continues its predecessor's run
+    "model.budget_params",  # budget.max_params again (for model.fill_budget), which is compared
 )
 # Keys added after runs were recorded without them, with the value that computes what those runs did: a
 # record that lacks one of these keys matches a config holding that value (a run of an older version
@@ -118,6 +119,7 @@ ADDED_KEYS = {
     "model.dirac_init": False,
     "model.freeze_norm_scale": False,
     "model.whiten": None,
+    "model.fill_budget": None,
     "trainer.norm_lr_factor": 1.0,
     "trainer.lookahead_every": None,
     "trainer.lookahead_decay": 0.95,

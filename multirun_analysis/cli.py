@@ -5,6 +5,8 @@
     multirun-analysis plot multirun/arch_250k --out figures/
     multirun-analysis report multirun/arch_250k --storage sqlite:///optuna/arch_250k.db --study arch_250k \\
         --out report.md
+    multirun-analysis search multirun/arch_250k --storage sqlite:///optuna/arch_250k.db --study arch_250k \\
+        --out search/SEARCH.md                                   an Optuna search: rungs, importances, winner
 """
 
 from __future__ import annotations
@@ -24,6 +26,11 @@ def main(argv: list[str] | None = None) -> int:
         prog="multirun-analysis", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     commands = parser.add_subparsers(dest="command", required=True)
+    search = commands.add_parser("search", help="the report of an Optuna search (its study and its runs)")
+    search.add_argument("paths", nargs="+", help="the search's run directories (its sweep dir)")
+    search.add_argument("--storage", required=True, help="the study's Optuna storage URL")
+    search.add_argument("--study", required=True, help="the study name in --storage")
+    search.add_argument("--out", required=True, help="SEARCH.md (SEARCH.html and figures/ go beside it)")
     for name in ("table", "plot", "report"):
         sub = commands.add_parser(name)
         sub.add_argument("paths", nargs="+", help="run dirs, multirun dirs or glob patterns")
@@ -53,6 +60,8 @@ def main(argv: list[str] | None = None) -> int:
                 help="the folder of PNGs" if name == "plot" else "REPORT.md (REPORT.html and figures/ go beside it)",
             )
     args = parser.parse_args(argv)
+    if args.command == "search":
+        return search_report(args, argv)
     frame = load(args.paths, storage=args.storage, study=args.study)
     if args.query and not frame.empty:
         frame = frame.query(args.query)
@@ -82,6 +91,24 @@ def main(argv: list[str] | None = None) -> int:
         report = write_report(frame, Path(args.out), command=command)
         print(report)
         print(report.with_suffix(".html"))
+    return 0
+
+
+def search_report(args, argv: list[str] | None) -> int:
+    import optuna
+
+    from .load import find_run_dirs
+    from .search_report import write_search_report
+
+    try:
+        study = optuna.load_study(study_name=args.study, storage=args.storage)
+    except Exception as error:  # a missing study or database: one line
+        print(f"multirun-analysis: error: cannot open study {args.study} in {args.storage}: {error}", file=sys.stderr)
+        return 2
+    command = " ".join(["multirun-analysis", *(argv if argv is not None else sys.argv[1:])])
+    report = write_search_report(study, find_run_dirs(args.paths), Path(args.out), command=command)
+    print(report)
+    print(report.with_suffix(".html"))
     return 0
 
 

@@ -17,6 +17,8 @@ The points (POINTS below), each a moment where the run's state changes:
                               augmented pass (1: the test split, 2: the validation split), before any record
     before_tell N             in an Optuna sweep, between the N-th launched trial's end and the sweeper
                               telling Optuna how it ended
+    before_report N           in an Optuna sweep with rungs, between the end of a trial's run at a rung and
+                              the N-th report of a rung's objective to Optuna (which decides its promotion)
 
     python tests/faults.py while_writing result.json:3 -- data.root=... trainer.epochs=4
 """
@@ -154,12 +156,33 @@ def before_tell(value: str) -> None:
     optuna.study.Study.tell = die_or_tell
 
 
+def before_report(value: str) -> None:
+    """Killed in an Optuna sweep with rungs before the `value`-th report of a rung's objective (the rung's run
+    complete, its trial RUNNING, its promotion not decided). optuna.Trial.report is wrapped, as Study.tell is
+    by before_tell."""
+    import optuna
+
+    nth = int(value)
+    seen = 0
+    report = optuna.Trial.report
+
+    def die_or_report(self, *args, **kwargs):
+        nonlocal seen
+        seen += 1
+        if seen == nth:
+            kill()
+        return report(self, *args, **kwargs)
+
+    optuna.Trial.report = die_or_report
+
+
 POINTS = {
     "after_checkpoint": after_checkpoint,
     "while_writing": while_writing,
     "mid_epoch": mid_epoch,
     "during_tta": during_tta,
     "before_tell": before_tell,
+    "before_report": before_report,
 }
 
 

@@ -105,3 +105,48 @@ def test_dirac_init_makes_each_convolution_the_identity_on_its_first_channels():
     first = next(m for m in default.features.modules() if isinstance(m, torch.nn.Conv2d))
     x = torch.randn(2, 3, 16, 16)
     assert not torch.allclose(first(x)[:, :3], x, atol=1e-3)  # off by default
+
+
+def conv_widths(model):
+    return [module.out_channels for module in model.modules() if isinstance(module, torch.nn.Conv2d)]
+
+
+@pytest.mark.parametrize("fill", [0.5, 0.8, 0.95, 1.0])
+def test_fill_budget_scales_the_widths_to_fill_the_chosen_share_of_the_budget(fill):
+    shape = dict(widths=[1, 2, 4], stem=1, blocks=[1, 2, 1], block=["conv", "residual", "conv"])
+    with torch.device("meta"):
+        model = ConvNet(**shape, fill_budget=fill, budget_params=250_000)
+    params = count_params(model)
+    assert params <= fill * 250_000
+    # no single width can grow by a step without passing the target: the budget is used up to one step
+    widths, stem = model.filled["widths"], model.filled["stem"]
+    for grown in ([*widths[:i], w + 8, *widths[i + 1 :]] for i, w in enumerate(widths)):
+        with torch.device("meta"):
+            assert count_params(ConvNet(**{**shape, "widths": grown, "stem": stem})) > fill * 250_000
+    assert all(width % 8 == 0 for width in widths + [stem])
+    # the network built is the one of those widths
+    assert conv_widths(model)[0] == stem and max(conv_widths(model)) == max(widths)
+
+
+def test_fill_budget_keeps_the_proportions_roughly_and_the_config_counts_the_filled_network():
+    cfg = OmegaConf.create(
+        {"_target_": "cifar_sweep.models.ConvNet", "widths": [10, 20, 40], "fill_budget": 0.9, "budget_params": 100_000}
+    )
+    params = count_config_params(cfg)
+    assert 0.8 * 90_000 < params <= 90_000
+    widths = ConvNet(widths=[10, 20, 40], fill_budget=0.9, budget_params=100_000).filled["widths"]
+    assert widths[0] < widths[1] < widths[2]
+
+
+@pytest.mark.parametrize(
+    "arguments, message",
+    [
+        (dict(fill_budget=1.5, budget_params=250_000), "model.fill_budget=1.5 must be a fraction in (0, 1]"),
+        (dict(fill_budget=0.9, budget_params=None), "model.fill_budget needs a parameter budget"),
+        (dict(fill_budget=0.01, budget_params=10_000), "model.fill_budget=0.01: even the narrowest network"),
+    ],
+)
+def test_fill_budget_errors_name_the_key_and_the_fix(arguments, message):
+    with pytest.raises(ConfigError) as error:
+        ConvNet(widths=[1, 2, 4], **arguments)
+    assert str(error.value).startswith(message)

@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import optuna
+import pytest
 from omegaconf import OmegaConf
 
 from .helpers import CONF, TINY, cifar_sweep, search, study_in
@@ -358,3 +359,138 @@ def test_a_retry_keeps_the_named_constraint_it_inherits():
     CifarOptunaSweeper._record_excess(study, fresh, 7.0)
     assert inherited.constraints == {"params_over_budget": -5.0}
     assert fresh.constraints == {"0": 7.0}
+
+
+RUNGS = "hydra.sweeper.rungs={min_time_budget:1s,max_time_budget:4s,reduction_factor:2}"
+
+
+def promoted_by_rule(values_in_order: list[float], factor: int) -> list[bool]:
+    """Asynchronous successive halving, trial after trial: promoted when among the best 1/factor of the values
+    reported at the rung so far (the first always)."""
+    out = []
+    for i, value in enumerate(values_in_order):
+        seen = sorted(values_in_order[: i + 1], reverse=True)
+        out.append(value >= seen[max(len(seen) // factor - 1, 0)])
+    return out
+
+
+def test_rungs_train_the_best_trials_again_under_longer_budgets_and_resume_after_a_kill(
+    tmp_path, app_env, data_archive
+):
+    """Rungs of 1 s, 2 s and 4 s: every trial trains under 1 s, the best half of those so far again under 2 s,
+    the best half of those under 4 s, each a complete run in a directory of its own; a sweep killed between a
+    rung's end and its report resumes without training a finished rung again."""
+    args = search(
+        tmp_path,
+        data_archive,
+        "trainer.epochs=1",
+        "trainer.max_epochs=2",
+        "hydra.sweeper.n_trials=5",
+        RUNGS,
+        *QUICK_RETRY,
+    )
+    killed = cifar_sweep(*args, env=app_env, cwd=tmp_path, fault=("before_report", 2))
+    assert killed.returncode == -9, killed.stderr[-3000:]
+    # the first trial, alone at 1 s, was promoted; its 2 s run finished and was never reported
+    finished = {path.parent.name: path.read_bytes() for path in (tmp_path / "sweep").glob("*/result.json")}
+    assert len(finished) == 2 and all(json.loads(record)["status"] == "completed" for record in finished.values())
+    time.sleep(3)  # past the grace period: the killed sweep's heartbeat has stopped
+
+    resumed = cifar_sweep(*args, env=app_env, cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert not warnings_in(resumed), warnings_in(resumed)
+    assert "holds a finished run of this configuration" in resumed.stdout + resumed.stderr
+    for name, record in finished.items():  # the finished rungs were told, not trained again
+        assert (tmp_path / "sweep" / name / "result.json").read_bytes() == record
+
+    records = {p.parent.name: json.loads(p.read_text()) for p in (tmp_path / "sweep").glob("*/result.json")}
+    assert all(r["status"] == "completed" for r in records.values())
+    assert all(r["time_budget_s"] == float(name.rsplit("-", 1)[1][:-1]) for name, r in records.items())
+    trials = [t for t in study_in(tmp_path).get_trials() if t.user_attrs.get("launched")]
+    done = [t for t in trials if t.state != optuna.trial.TrialState.FAIL]
+    assert len(done) == 5  # the killed trial retried, none lost, none counted twice
+    stems = {t.number: Path(t.user_attrs["run_dir_stem"]).name for t in done}
+    reached = {
+        budget: {t.number for t in done if (tmp_path / "sweep" / f"{stems[t.number]}-{budget}").is_dir()}
+        for budget in ("1s", "2s", "4s")
+    }
+    assert len(reached["1s"]) == 5 and reached["4s"] <= reached["2s"] <= reached["1s"]
+    by_number = {t.number: t for t in done}
+    for budget, step in (("1s", 1), ("2s", 2)):
+        # what each trial reported at a rung is its run's validation accuracy there
+        for number in reached[budget]:
+            run = records[f"{stems[number]}-{budget}"]
+            assert by_number[number].intermediate_values[step] == run["val_accuracy"]
+    # promotions follow successive halving over the values in the order the trials reported them (the killed
+    # trial's report included: Optuna's pruner counts every report at the rung)
+    every = study_in(tmp_path).get_trials()
+    reported = sorted((t for t in every if 1 in t.intermediate_values), key=lambda t: t.number)
+    flags = promoted_by_rule([t.intermediate_values[1] for t in reported], 2)
+    failed = optuna.trial.TrialState.FAIL
+    expected = {t.number for t, promoted in zip(reported, flags) if promoted and t.state != failed}
+    assert reached["2s"] == expected
+    # a trial that reached the last rung is complete with its value there; the others stopped, pruned
+    for t in done:
+        if t.number in reached["4s"]:
+            assert t.state == optuna.trial.TrialState.COMPLETE
+            assert t.value == records[f"{stems[t.number]}-4s"]["val_accuracy"]
+        else:
+            assert t.state == optuna.trial.TrialState.PRUNED
+
+
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        (
+            "hydra.sweeper.rungs={min_time_budget:2m,max_time_budget:20m,reduction_factor:3}",
+            "hydra.sweeper.rungs: max_time_budget=20m is not min_time_budget=2m times a power of reduction_factor=3",
+        ),
+        (
+            "hydra.sweeper.rungs={min_time_budget:2m,max_time_budget:18m,reduction_factor:1}",
+            "hydra.sweeper.rungs.reduction_factor=1 must be a whole number >= 2",
+        ),
+        ("hydra.sweeper.rungs={max_time_budget:18m}", "hydra.sweeper.rungs needs min_time_budget and max_time_budget"),
+    ],
+)
+def test_bad_rungs_are_one_line_before_any_trial(tmp_path, app_env, data_archive, override, message):
+    done = cifar_sweep(*search(tmp_path, data_archive, override), env=app_env, cwd=tmp_path)
+    assert done.returncode == 1 and f"cifar-sweep: error: {message}" in done.stderr, done.stderr[-2000:]
+    assert "Traceback" not in done.stderr and not (tmp_path / "sweep").exists()
+
+
+def test_rungs_and_a_pruner_together_are_refused(tmp_path, app_env, data_archive):
+    done = cifar_sweep(*search(tmp_path, data_archive, RUNGS, "hydra/sweeper/pruner=median"), env=app_env, cwd=tmp_path)
+    assert done.returncode == 1 and "hydra.sweeper.rungs and hydra.sweeper.pruner both decide" in done.stderr
+
+
+def test_the_overnight_search_proposes_networks_that_fill_the_share_of_the_budget_they_chose(
+    tmp_path, app_env, data_archive
+):
+    """hparams_search=arch_250k as shipped (its network shapes, recipe and rungs), on tiny data and one short rung:
+    no proposal is rejected, each trained network has between its fill_budget share of 250,000 parameters less
+    a width step and that share, and the test set is read once per run, after training."""
+    done = cifar_sweep(
+        "-m",
+        "hparams_search=arch_250k",
+        f"data.root={data_archive}",
+        *TINY,
+        "data.batch_size=20",
+        "trainer.max_epochs=1",
+        f"hydra.sweep.dir={tmp_path / 'sweep'}",
+        f"hydra.sweeper.storage=sqlite:///{tmp_path / 'study.db'}",
+        "hydra.sweeper.n_trials=4",
+        "hydra.sweeper.rungs={min_time_budget:1s,max_time_budget:1s,reduction_factor:3}",
+        env=app_env,
+        cwd=tmp_path,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    trials = study_in(tmp_path, name="arch_250k").get_trials()
+    assert len(trials) == 4 and all(t.state == optuna.trial.TrialState.COMPLETE for t in trials)
+    for trial in trials:
+        record = json.loads((Path(trial.user_attrs["run_dir"]) / "result.json").read_text())
+        share = trial.params["fill_budget"]
+        assert 0.6 <= share <= 1.0 and share * 250_000 * 0.8 < record["params"] <= share * 250_000
+        assert record["filled_widths"]["widths"] and record["time_budget_s"] == 1.0
+        history = record["history"]
+        assert all(entry["test_accuracy"] is None for entry in history[:-1])  # JSON null: never evaluated
+        assert history[-1]["test_accuracy"] is not None and trial.value == record["val_accuracy"]

@@ -2,6 +2,10 @@
 
     [stem conv] -> stage 1 -> down -> stage 2 -> down ... -> global average pool | flatten -> fc ... -> classes
 
+With `fill_budget` (a fraction, e.g. 0.95), `widths` and `stem` are proportions: all are scaled by one factor,
+rounded to multiples of 8, then widened one at a time, to the most parameters within fill_budget x
+`budget_params` (conf: budget.max_params), so that a shape chosen by a search uses the budget it chose.
+
 A stage is `blocks[i]` blocks of width `widths[i]`; `block` (one name, or one per stage) is
     conv       one k x k convolution (`kernel`, `padding`: same | valid)
     stack3x3   `convs_per_block` 3x3 convolutions: two of them see what one 5x5 sees, with fewer weights
@@ -131,8 +135,16 @@ class ConvNet(nn.Module):
         activation: Activation | None = None,
         num_classes: int = 10,
         input_size: int = 32,
+        fill_budget: float | None = None,
+        budget_params: int | None = None,
     ):
         super().__init__()
+        if fill_budget is not None:
+            shape = dict(locals())
+            for name in ("self", "__class__", "fill_budget", "budget_params"):
+                shape.pop(name, None)
+            widths, stem = filled_widths(shape, fill_budget, budget_params)
+        self.filled = {"widths": list(widths), "stem": stem} if fill_budget is not None else None
         activation = activation or nn.ReLU
         widths, blocks, block_kinds, downsamples, fc = _per_stage_values(widths, blocks, block, downsample, fc)
         _check_choices(block_kinds, downsamples, head, padding, kernel, dropout, fc_dropout)
@@ -216,6 +228,67 @@ def _classifier(
         features = units
     layers.append(nn.Linear(features, num_classes))
     return nn.Sequential(*layers)
+
+
+WIDTH_MULTIPLE = 8  # filled widths are multiples of 8: vector units and bf16 tiles work in such blocks
+
+
+def filled_widths(shape: dict, fill_budget: float, budget_params: int | None) -> tuple[list[int], int | None]:
+    """model.fill_budget: the widths (and stem) of `shape`, a ConvNet's arguments, scaled by one factor and rounded
+    to multiples of WIDTH_MULTIPLE, to the most parameters that stay within fill_budget x budget_params.
+
+    The parameters grow with the factor, so bisection finds it; each count builds the network on the meta
+    device (shapes only), as cifar_sweep.budget counts it."""
+    from ..budget import count_params
+
+    if not 0 < fill_budget <= 1:
+        raise ConfigError(f"model.fill_budget={fill_budget} must be a fraction in (0, 1] of budget.max_params")
+    if not budget_params:
+        raise ConfigError(
+            "model.fill_budget needs a parameter budget to fill: set budget.max_params (e.g. 250000), "
+            "or model.fill_budget=null"
+        )
+    target = int(fill_budget * budget_params)
+    widths = _positive_list("widths", shape["widths"])
+    stem = shape.get("stem")
+
+    def scaled(factor: float) -> tuple[list[int], int | None]:
+        def width(w: int) -> int:
+            return max(WIDTH_MULTIPLE, WIDTH_MULTIPLE * round(w * factor / WIDTH_MULTIPLE))
+
+        return [width(w) for w in widths], width(stem) if stem else stem
+
+    def params(new_widths: list[int], new_stem: int | None) -> int:
+        with torch.device("meta"):
+            return count_params(ConvNet(**{**shape, "widths": new_widths, "stem": new_stem}))
+
+    low, high = 0.0, 1.0 / max(widths)  # factor 0: every width at its smallest
+    if params(*scaled(low)) > target:
+        smallest = scaled(low)[0]
+        raise ConfigError(
+            f"model.fill_budget={fill_budget}: even the narrowest network of this shape (widths {smallest}) has "
+            f"{params(*scaled(low)):,} parameters, over {target:,}: use fewer stages or blocks, or a larger fraction"
+        )
+    while params(*scaled(high)) <= target:
+        low, high = high, high * 2
+    for _ in range(30):
+        middle = (low + high) / 2
+        low, high = (middle, high) if params(*scaled(middle)) <= target else (low, middle)
+    return _grown_to(target, *scaled(low), params)
+
+
+def _grown_to(target: int, widths: list[int], stem: int | None, params) -> tuple[list[int], int | None]:
+    """Rounding leaves up to a step of every width unused: widen one width at a time by WIDTH_MULTIPLE, each time
+    the one that adds the most parameters without passing `target`, until none fits."""
+    while True:
+        candidates = [([*widths[:i], w + WIDTH_MULTIPLE, *widths[i + 1 :]], stem) for i, w in enumerate(widths)]
+        if stem:
+            candidates.append((widths, stem + WIDTH_MULTIPLE))
+        counted = [(params(*candidate), candidate) for candidate in candidates]
+        fitting = [(count, candidate) for count, candidate in counted if count <= target]
+        if not fitting:
+            return widths, stem
+        widths, stem = max(fitting, key=lambda pair: pair[0])[1]
 
 
 @torch.no_grad()

@@ -43,6 +43,10 @@ class CifarOptunaSweeperConf:
     # Stops unpromising trials early: each run reports its objective after every epoch to its trial.
     # hydra/sweeper/pruner=none (the default) | median | successive_halving | hyperband
     pruner: Any = None
+    # Multi-fidelity over time budgets (cifar_sweep/rungs.py): {min_time_budget: 2m, max_time_budget: 18m,
+    # reduction_factor: 3}: every trial trains under 2m, the best third again, from scratch, under 6m, the best
+    # third of those under 18m. null: each trial trains once, as its config says.
+    rungs: Any = None
     params: Any = None  # key -> override grammar: choice(...), range(...), interval(...), tag(log, interval(...))
     custom_search_space: Any = None  # "module.function": called with (cfg, trial) to suggest conditional params
     # The parameter budget: trials over it are told to Optuna as infeasible and never launched.

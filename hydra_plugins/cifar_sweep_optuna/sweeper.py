@@ -12,6 +12,11 @@ continues it; `n_trials` is the total of launched trials the study should reach 
 continue; a trial left RUNNING by a killed sweep (no heartbeat for `grace_period_s`) is failed and
 its parameters are tried again, in its run directory: the run continues from its checkpoint, or, if it
 had finished before Optuna was told, its recorded result is told without training it again.
+
+With `rungs` (cifar_sweep/rungs.py), a trial is a ladder of complete runs under growing time budgets, in
+`<sweep dir>/<trial>-<budget>`: Optuna's successive-halving pruner decides after each rung whether it goes on;
+promoted trials run before new ones. A resumed search finds the finished rungs in their directories and
+tells them again without training them.
 """
 
 from __future__ import annotations
@@ -46,6 +51,7 @@ from cifar_sweep import run_dirs
 from cifar_sweep.errors import ConfigError
 from cifar_sweep.passwords import hide_passwords
 from cifar_sweep.private_apis import heartbeat_enabled, record_constraints, record_trial_heartbeat
+from cifar_sweep.rungs import Rungs
 from cifar_sweep.schema import RESULT_FILE, Status
 
 log = logging.getLogger(__name__)
@@ -151,10 +157,21 @@ def _running_numbers(study: optuna.Study) -> set[int]:
 
 
 class Launch(NamedTuple):
-    """A trial about to be trained, and the overrides of its Hydra job."""
+    """A trial about to be trained, and the overrides of its Hydra job. With rungs: which rung, and the trial's
+    own overrides (without the rung's time budget and directory), for the next rung."""
 
     trial: optuna.Trial
     overrides: list[str]
+    rung: int | None = None
+    trial_overrides: tuple[str, ...] = ()
+
+
+class Finished(NamedTuple):
+    """A rung whose run directory already holds the finished run (a resumed search): its outcome, not trained again."""
+
+    launch: Launch
+    status: Status
+    values: list[float] | None
 
 
 class CifarOptunaSweeper(Sweeper):
@@ -174,8 +191,12 @@ class CifarOptunaSweeper(Sweeper):
         heartbeat_interval_s: int,
         grace_period_s: int,
         pruner: Any = None,
+        rungs: Any = None,
     ):
         self.sampler_conf, self.pruner_conf = sampler, pruner
+        self.rungs_conf = rungs
+        self.rungs: Rungs | None = None  # set by sweep(), where a bad value can stop the sweep with one line
+        self._promoted: list[Launch] = []  # trials that earned the next rung, launched before new ones
         self.directions = (
             list(direction) if isinstance(direction, (list, tuple)) or OmegaConf.is_list(direction) else [direction]
         )
@@ -234,7 +255,7 @@ class CifarOptunaSweeper(Sweeper):
                     study_name=self.study_name,
                     storage=self._storage(),
                     sampler=sampler,
-                    pruner=make_pruner(self.pruner_conf),
+                    pruner=self.rungs.pruner() if self.rungs else make_pruner(self.pruner_conf),
                     directions=directions,
                     load_if_exists=True,
                 )
@@ -290,36 +311,64 @@ class CifarOptunaSweeper(Sweeper):
     # ------------------------------------------------------------------ the sweep
 
     def sweep(self, arguments: list[str]) -> Any:
-        """Launch batches of trials until the study holds n_trials launched ones (or the grid is exhausted)."""
+        """Launch batches of trials until the study holds n_trials launched ones (or the grid is exhausted), and,
+        with rungs, until every trial has trained as far as it was promoted."""
+        self.rungs = self._checked_rungs()
         space = search_space(list(arguments) + [f"{k}={v}" for k, v in self.params.items()])
         study = self._open_study(space.distributions)
         self.sweep_dir.mkdir(parents=True, exist_ok=True)
         log.info(
-            "study %s in %s: %d of %d trials launched so far",
+            "study %s in %s: %d of %d trials launched so far%s",
             self.study_name,
             hide_passwords(self.storage_url),
             self._launched(study),
             self.n_trials,
+            f"; {self.rungs.describe()}" if self.rungs else "",
         )
         self._rejected_in_a_row, failures, returns = 0, 0, []
-        while self._launched(study) < self.n_trials and not self._grid_exhausted(study):
+        while (self._launched(study) < self.n_trials or self._promoted) and not self._grid_exhausted(study):
             batch = self._next_batch(study, space)
-            if not batch:
+            finished = [item for item in batch if isinstance(item, Finished)]
+            launches = [item for item in batch if isinstance(item, Launch)]
+            for item in finished:
+                failures += self._after_rung(study, item.launch, item.status, item.values)
+            if not launches:
                 continue
-            results = self._launch(study, batch)
-            failures += sum(self._tell(study, launch.trial, result) for launch, result in zip(batch, results))
+            results = self._launch(study, launches)
+            for launch, result in zip(launches, results):
+                failures += self._tell(study, launch, result)
             returns.append(results)
             self._stop_if_too_many_failed(failures)
             self._write_best(study)
         self._write_best(study)
         return returns
 
-    def _next_batch(self, study: optuna.Study, space: SearchSpace) -> list[Launch]:
-        """Up to n_jobs trials to launch together, asking again in place of each one rejected."""
-        batch: list[Launch] = []
-        # The room is measured before the batch: its own trials count as launched as soon as they are claimed.
-        room = min(self.n_jobs, self.n_trials - self._launched(study))
-        while len(batch) < room:
+    def _checked_rungs(self) -> Rungs | None:
+        if self.rungs_conf is None:
+            return None
+        if self.pruner_conf is not None and self.pruner_conf.get("_target_"):
+            _stop(
+                "hydra.sweeper.rungs and hydra.sweeper.pruner both decide which trials stop early: keep one "
+                "(hydra/sweeper/pruner=none, or hydra.sweeper.rungs=null)"
+            )
+        if len(self.directions) != 1:
+            _stop("hydra.sweeper.rungs needs one objective to rank trials by: give one direction and one objective")
+        try:
+            return Rungs.from_config(self.rungs_conf)
+        except ConfigError as error:
+            _stop(str(error))
+
+    def _next_batch(self, study: optuna.Study, space: SearchSpace) -> list[Launch | Finished]:
+        """Up to n_jobs runs to launch together: promoted trials' next rungs first, then new trials, asking again
+        in place of each one rejected. A rung found finished in its directory comes back as Finished."""
+        batch: list[Launch | Finished] = []
+        while self._promoted and len(batch) < self.n_jobs:
+            promoted = self._promoted.pop(0)
+            batch.append(self._at_rung(study, promoted.trial, list(promoted.trial_overrides), promoted.rung))
+        # The room is measured before the new trials: they count as launched as soon as they are claimed.
+        room = min(self.n_jobs - len(batch), self.n_trials - self._launched(study))
+        new = 0
+        while new < room:
             with warnings.catch_warnings():
                 # Optuna warns that heartbeats are meant for Study.optimize; this sweeper records them (_heartbeat).
                 warnings.filterwarnings("ignore", "Heartbeat of storage is supposed to be used", UserWarning)
@@ -331,9 +380,10 @@ class CifarOptunaSweeper(Sweeper):
                 continue
             if not self._claim(study, trial):
                 break
-            launch = self._placed(study, trial, overrides)
-            if launch is not None:
-                batch.append(launch)
+            new += 1
+            placed = self._at_rung(study, trial, overrides, 0) if self.rungs else self._placed(study, trial, overrides)
+            if placed is not None:
+                batch.append(placed)
         return batch
 
     def _reject(self, study: optuna.Study, trial: optuna.Trial, overrides: list[str]) -> bool:
@@ -395,18 +445,8 @@ class CifarOptunaSweeper(Sweeper):
     def _checked_launch(
         self, study: optuna.Study, trial: optuna.Trial, overrides: list[str], run_dir: Path
     ) -> Launch | None:
-        launch = Launch(
-            trial,
-            overrides
-            + [
-                f"trial.study={self.study_name}",
-                f"trial.number={trial.number}",
-                f"hydra.sweep.dir={run_dir.parent}",
-                f"hydra.sweep.subdir={run_dir.name}",
-            ],
-        )
-        job_cfg = self.hydra_context.config_loader.load_sweep_config(self.config, list(launch.overrides))
-        found = run_dirs.check(run_dir, job_cfg)  # a ConfigError when run_dir holds another configuration's run
+        launch = self._job(trial, overrides, run_dir)
+        found = self._check_run_dir(launch, run_dir)  # a ConfigError when run_dir holds another configuration's run
         trial.set_user_attr("run_dir", str(run_dir))
         if found is not run_dirs.Verdict.FINISHED:
             return launch
@@ -419,6 +459,84 @@ class CifarOptunaSweeper(Sweeper):
         )
         self._tell_outcome(study, trial, run_dir, *outcome)
         return None
+
+    def _job(self, trial: optuna.Trial, overrides: list[str], run_dir: Path) -> Launch:
+        """The Hydra job of a trial's run in `run_dir`."""
+        return Launch(
+            trial,
+            overrides
+            + [
+                f"trial.study={self.study_name}",
+                f"trial.number={trial.number}",
+                f"hydra.sweep.dir={run_dir.parent}",
+                f"hydra.sweep.subdir={run_dir.name}",
+            ],
+        )
+
+    def _check_run_dir(self, launch: Launch, run_dir: Path) -> run_dirs.Verdict:
+        """What `run_dir` holds, by the run-directory rules (a ConfigError: another configuration's run)."""
+        job_cfg = self.hydra_context.config_loader.load_sweep_config(self.config, list(launch.overrides))
+        return run_dirs.check(run_dir, job_cfg)
+
+    # ------------------------------------------------------------------ rungs (multi-fidelity over time budgets)
+
+    def _at_rung(self, study: optuna.Study, trial: optuna.Trial, overrides: list[str], rung: int) -> Launch | Finished:
+        """The trial's run at `rung`: a complete run under that rung's time budget, in `<stem>-<budget>` beside the
+        other runs of the sweep (the stem: sweep_dir/<trial number>, or the one of the trial it retries)."""
+        assert self.rungs is not None
+        stem = trial.user_attrs.get("run_dir_stem") or str(self.sweep_dir.resolve() / str(trial.number))
+        trial.set_user_attr("run_dir_stem", stem)
+        trial.set_user_attr("overrides", overrides)
+        run_dir = Path(f"{stem}-{self.rungs.labels[rung]}")
+        job = [*overrides, f"trainer.time_budget={self.rungs.labels[rung]}"]
+        try:
+            launch = self._job(trial, job, run_dir)
+            found = self._check_run_dir(launch, run_dir)
+        except ConfigError as error:  # a directory holding another configuration's run: one line and exit 1
+            trial.set_user_attr("error", str(error))
+            study.tell(trial, state=TrialState.FAIL)
+            print(f"cifar-sweep: error: trial {trial.number}: {error}", file=sys.stderr)
+            raise SystemExit(1) from None
+        launch = launch._replace(rung=rung, trial_overrides=tuple(overrides))
+        trial.set_user_attr("run_dir", str(run_dir))  # the trial's furthest run
+        trial.set_user_attr("rung", rung)
+        if found is not run_dirs.Verdict.FINISHED:
+            return launch
+        record = run_dirs.read_record(run_dir)
+        log.info("trial %d: %s", trial.number, run_dirs.finished_message(run_dir, record))
+        if record.get("status") == Status.PRUNED:
+            return Finished(launch, Status.PRUNED, None)
+        return Finished(launch, *self._checked(run_dirs.recorded_return(record)))
+
+    def _after_rung(self, study: optuna.Study, launch: Launch, status: Status, values: list[float] | None) -> int:
+        """A rung's run ended: the trial is told (failed, or completed at the last rung), stopped (not among the
+        best 1/reduction_factor at this budget so far: Optuna's SuccessiveHalvingPruner decides, its rungs kept
+        in the study), or promoted to the next rung. Returns 1 for a failure."""
+        assert self.rungs is not None and launch.rung is not None
+        trial, rung = launch.trial, launch.rung
+        run_dir = trial.user_attrs.get("run_dir")
+        if status is not Status.COMPLETED or rung == len(self.rungs.budgets_s) - 1:
+            return self._tell_outcome(study, trial, run_dir, status, values)
+        trial.report(values[0], step=self.rungs.steps[rung])
+        if trial.should_prune():
+            log.info(
+                "trial %d: %s after %s, not among the best 1/%d at that budget: it stops there",
+                trial.number,
+                f"{values[0]:.4g}",
+                self.rungs.labels[rung],
+                self.rungs.reduction_factor,
+            )
+            return self._tell_outcome(study, trial, run_dir, Status.PRUNED, None)
+        log.info(
+            "trial %d: %s after %s, among the best 1/%d: promoted to %s",
+            trial.number,
+            f"{values[0]:.4g}",
+            self.rungs.labels[rung],
+            self.rungs.reduction_factor,
+            self.rungs.labels[rung + 1],
+        )
+        self._promoted.append(launch._replace(rung=rung + 1))
+        return 0
 
     def _launch(self, study: optuna.Study, batch: list[Launch]) -> Any:
         """Train the batch's trials (in parallel with a parallel launcher), their heartbeats recorded meanwhile."""
@@ -510,10 +628,13 @@ class CifarOptunaSweeper(Sweeper):
         thread.start()
         return lambda: (stop.set(), thread.join())
 
-    def _tell(self, study: optuna.Study, trial: optuna.Trial, result) -> int:
-        """Tell Optuna how the trial's job ended; returns 1 for a failure. Never a made-up value."""
+    def _tell(self, study: optuna.Study, launch: Launch, result) -> int:
+        """Tell Optuna how the trial's job ended (with rungs: go on to the next rung, or not); returns 1 for a
+        failure. Never a made-up value."""
         run_dir = result.hydra_cfg.hydra.runtime.output_dir if result.hydra_cfg is not None else None
-        return self._tell_outcome(study, trial, run_dir, *self._outcome(result, run_dir))
+        if launch.rung is not None:
+            return self._after_rung(study, launch, *self._outcome(result, run_dir))
+        return self._tell_outcome(study, launch.trial, run_dir, *self._outcome(result, run_dir))
 
     def _tell_outcome(
         self, study: optuna.Study, trial: optuna.Trial, run_dir: Any, status: Status, values: list[float] | None

@@ -1,0 +1,294 @@
+"""The report of an Optuna search: what it found, how, and what mattered.
+
+    multirun-analysis search multirun/arch_250k --storage sqlite:///optuna/arch_250k.db --study arch_250k \\
+        --out benchmarks/results/arch_250k/SEARCH.md
+
+From the study (trials, their parameters, the values reported at each rung) and the run directories (one per
+trial and rung: accuracies, time, parameters, operations): the best validation accuracy so far against
+wall-clock at each rung; the rungs and promotions; the importance of each searched parameter (Optuna's own
+evaluators, on the first rung's values, where every trial is measured alike); validation accuracy against
+training time, parameters and operations; the winner's layer table; every trial. Selection is on the
+validation split only; test accuracies are shown for the record, as each run read the test set once.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pandas as pd
+
+from cifar_sweep.schema import NETWORK_FILES, RESULT_FILE
+
+from .document import Document
+from .formatting import count, engineering, percent, readable
+from .plots import _number_axis, _pyplot, _save
+
+TITLE = "Search report"
+
+
+def trial_runs(study, run_dirs: list[Path]) -> pd.DataFrame:
+    """One row per run of a trial that was launched: its trial, rung (0 without rungs), budget and results."""
+    from optuna.trial import TrialState
+
+    records = {}
+    for run_dir in run_dirs:
+        try:
+            records[str(Path(run_dir).resolve())] = json.loads((Path(run_dir) / RESULT_FILE).read_text())
+        except (OSError, ValueError):
+            continue
+    rows = []
+    for trial in study.get_trials(deepcopy=False):
+        if not trial.user_attrs.get("launched") or trial.state == TrialState.FAIL and _was_retried(trial, study):
+            continue
+        for rung, run_dir in enumerate(_rung_dirs(trial, records)):
+            record = records.get(run_dir)
+            if record is None:
+                continue
+            rows.append(
+                {
+                    "trial": trial.number,
+                    "state": trial.state.name.lower(),
+                    "rung": rung,
+                    "time_budget_s": record.get("time_budget_s"),
+                    "val_accuracy": record.get("val_accuracy"),
+                    "test_accuracy": record.get("test_accuracy"),
+                    "params": record.get("params"),
+                    "ops_per_image": (record.get("ops_per_image") or {}).get("total"),
+                    "train_time_s": record.get("train_time_s"),
+                    "epochs": record.get("epochs"),
+                    "status": record.get("status"),
+                    "finished_at": record.get("finished_at"),
+                    "started_at": record.get("started_at"),
+                    "run_dir": run_dir,
+                    **{f"param.{k}": v for k, v in trial.params.items()},
+                }
+            )
+    frame = pd.DataFrame(rows)
+    if not frame.empty:
+        for column in ("finished_at", "started_at"):
+            frame[column] = pd.to_datetime(frame[column], utc=True, errors="coerce")
+    return frame
+
+
+def _was_retried(trial, study) -> bool:
+    """A trial failed by a killed sweep whose parameters a later trial took over (its run directories too)."""
+    stem = trial.user_attrs.get("run_dir_stem") or trial.user_attrs.get("run_dir")
+    return any(
+        other.number > trial.number
+        and (other.user_attrs.get("run_dir_stem") or other.user_attrs.get("run_dir")) == stem
+        for other in study.get_trials(deepcopy=False)
+    )
+
+
+def _rung_dirs(trial, records: dict) -> list[str]:
+    """The trial's run directories in rung order: `<stem>-<budget>` by budget with rungs, else its run_dir."""
+    stem = trial.user_attrs.get("run_dir_stem")
+    if not stem:
+        run_dir = trial.user_attrs.get("run_dir")
+        return [str(Path(run_dir).resolve())] if run_dir else []
+    prefix = str(Path(stem).resolve()) + "-"
+    mine = [d for d in records if d.startswith(prefix) and "-" not in d[len(prefix) :]]
+    return sorted(mine, key=lambda d: records[d].get("time_budget_s") or 0)
+
+
+def importances(study, runs: pd.DataFrame) -> pd.Series:
+    """Each searched parameter's importance for the first rung's validation accuracy (Optuna's default
+    evaluator, fANOVA, seeded), where every trial is measured under the same budget."""
+    import optuna
+    from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+
+    first = runs[(runs["rung"] == 0) & runs["val_accuracy"].notna()]
+    trials = {t.number: t for t in study.get_trials(deepcopy=False)}
+    proxy = optuna.create_study(direction="maximize")
+    for _, row in first.iterrows():
+        trial = trials[int(row["trial"])]
+        distributions = {}
+        for name, distribution in trial.distributions.items():
+            if isinstance(distribution, (CategoricalDistribution, FloatDistribution, IntDistribution)):
+                distributions[name] = distribution
+        params = {name: trial.params[name] for name in distributions}
+        proxy.add_trial(
+            optuna.trial.create_trial(params=params, distributions=distributions, value=float(row["val_accuracy"]))
+        )
+    if len(proxy.trials) < 2:
+        return pd.Series(dtype=float)
+    evaluator = optuna.importance.FanovaImportanceEvaluator(seed=0)
+    return pd.Series(optuna.importance.get_param_importances(proxy, evaluator=evaluator))
+
+
+def write_search_report(study, run_dirs: list[Path], out: Path, command: str | None = None) -> Path:
+    """SEARCH.md at `out` (figures/ beside it) and SEARCH.html; returns the Markdown's path."""
+    out = Path(out)
+    figures = out.parent / "figures"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    runs = trial_runs(study, run_dirs)
+    doc = Document(f"{TITLE}: {study.study_name}")
+    if command:
+        doc.text(f"Generated by `{command}`.")
+    if runs.empty:
+        doc.text("No trial of this study has a run directory with a result yet.")
+        return _write(doc, out)
+    _overview(doc, study, runs)
+    _best_so_far(doc, runs, figures)
+    _rungs(doc, runs, figures)
+    _importances(doc, study, runs, figures)
+    _trade_offs(doc, runs, figures)
+    _winner(doc, runs)
+    _every_trial(doc, runs)
+    return _write(doc, out)
+
+
+def _write(doc: Document, out: Path) -> Path:
+    out.write_text(doc.markdown(out.parent))
+    out.with_suffix(".html").write_text(doc.html())
+    return out
+
+
+def _overview(doc: Document, study, runs: pd.DataFrame) -> None:
+    states = pd.Series([t.user_attrs.get("status") or t.state.name.lower() for t in study.trials]).value_counts()
+    budgets = sorted(runs["time_budget_s"].dropna().unique())
+    started, finished = runs["started_at"].min(), runs["finished_at"].max()
+    hours = (finished - started).total_seconds() / 3600 if pd.notna(started) and pd.notna(finished) else math.nan
+    doc.heading(2, "The search")
+    doc.items(
+        [
+            f"trials asked: {len(study.trials)} ({', '.join(f'{n} {s}' for s, n in states.items())})",
+            f"trials trained: {runs['trial'].nunique()}, runs: {len(runs)}, over {hours:.2f} h of wall-clock",
+            "time budgets (rungs): " + (", ".join(f"{b:.0f} s" for b in budgets) if budgets else "none"),
+            "selected on: the validation accuracy at the last rung each trial reached; the test set played no part",
+        ]
+    )
+
+
+def _top(runs: pd.DataFrame) -> pd.DataFrame:
+    """The runs at the highest rung any trial reached."""
+    return runs[runs["rung"] == runs["rung"].max()]
+
+
+def _best_so_far(doc: Document, runs: pd.DataFrame, figures: Path) -> None:
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(9, 4.5), dpi=120)
+    start = runs["started_at"].min()
+    rows = []
+    for rung, at_rung in runs.dropna(subset=["val_accuracy", "finished_at"]).groupby("rung"):
+        ordered = at_rung.sort_values("finished_at")
+        hours = (ordered["finished_at"] - start).dt.total_seconds() / 3600
+        best = ordered["val_accuracy"].cummax() * 100
+        budget = ordered["time_budget_s"].iloc[0]
+        ax.step(hours, best, where="post", marker="o", markersize=3, label=f"rung {rung}: {budget:.0f} s budget")
+        rows.append(
+            {"rung": rung, "budget": f"{budget:.0f} s", "runs": len(ordered), "best val": percent(best.max() / 100)}
+        )
+    ax.set_xlabel("wall-clock since the search started (h)")
+    ax.set_ylabel("best validation accuracy so far (%)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    path = _save(fig, plt, figures / "best_so_far.png")
+    doc.heading(2, "Best validation accuracy so far")
+    doc.image(path, "best validation accuracy so far against wall-clock, per rung")
+    doc.table(pd.DataFrame(rows))
+
+
+def _rungs(doc: Document, runs: pd.DataFrame, figures: Path) -> None:
+    doc.heading(2, "Rungs and promotions")
+    rows = []
+    top = runs["rung"].max()
+    for rung, at_rung in runs.groupby("rung"):
+        promoted = runs[runs["rung"] == rung + 1]["trial"].nunique() if rung < top else math.nan
+        rows.append(
+            {
+                "rung": rung,
+                "time budget": f"{at_rung['time_budget_s'].iloc[0]:.0f} s",
+                "trials": at_rung["trial"].nunique(),
+                "promoted": "" if math.isnan(promoted) else count(promoted),
+                "median val": percent(at_rung["val_accuracy"].median()),
+                "best val": percent(at_rung["val_accuracy"].max()),
+                "median epochs": f"{at_rung['epochs'].median():.0f}",
+            }
+        )
+    doc.table(pd.DataFrame(rows))
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(7, 4.5), dpi=120)
+    for _, trial_runs_ in runs.sort_values("rung").groupby("trial"):
+        ax.plot(trial_runs_["rung"], trial_runs_["val_accuracy"] * 100, marker="o", markersize=3, alpha=0.6)
+    ax.set_xticks(sorted(runs["rung"].unique()))
+    ax.set_xlabel("rung")
+    ax.set_ylabel("validation accuracy (%)")
+    ax.grid(alpha=0.3)
+    doc.image(_save(fig, plt, figures / "promotions.png"), "each trial's validation accuracy at the rungs it reached")
+
+
+def _importances(doc: Document, study, runs: pd.DataFrame, figures: Path) -> None:
+    doc.heading(2, "What mattered")
+    try:
+        found = importances(study, runs)
+    except Exception as error:  # too few or too alike trials for fANOVA: say so, do not fail the report
+        doc.text(f"Parameter importances could not be computed: {type(error).__name__}: {error}")
+        return
+    if found.empty:
+        doc.text("Parameter importances need at least two trials at the first rung.")
+        return
+    doc.text(
+        "Importance of each searched parameter for the validation accuracy at the first rung (Optuna's fANOVA "
+        "evaluator, seed 0): the share of the accuracy's variance it explains."
+    )
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(7, 0.3 * len(found) + 1), dpi=120)
+    ordered = found.sort_values()
+    ax.barh(ordered.index, ordered.values)
+    ax.set_xlabel("importance")
+    doc.image(_save(fig, plt, figures / "importances.png"), "parameter importances")
+    doc.table(pd.DataFrame({"parameter": found.index, "importance": [f"{v:.3f}" for v in found.values]}))
+
+
+def _trade_offs(doc: Document, runs: pd.DataFrame, figures: Path) -> None:
+    doc.heading(2, "Accuracy against time, parameters and operations")
+    plt = _pyplot()
+    axes = {"train_time_s": "training time (s)", "params": "learned parameters", "ops_per_image": "operations / image"}
+    fig, panels = plt.subplots(1, len(axes), figsize=(14, 4.2), dpi=120, sharey=True)
+    for ax, (column, name) in zip(panels, axes.items()):
+        for rung, at_rung in runs.dropna(subset=[column, "val_accuracy"]).groupby("rung"):
+            ax.scatter(at_rung[column], at_rung["val_accuracy"] * 100, s=14, label=f"rung {rung}")
+        _number_axis(ax.xaxis, runs[column].dropna(), unit="s" if column == "train_time_s" else "")
+        ax.set_xlabel(name)
+        ax.grid(alpha=0.3)
+    panels[0].set_ylabel("validation accuracy (%)")
+    panels[-1].legend(fontsize=8)
+    doc.image(_save(fig, plt, figures / "trade_offs.png"), "validation accuracy against time, parameters, operations")
+
+
+def _winner(doc: Document, runs: pd.DataFrame) -> None:
+    top = _top(runs).dropna(subset=["val_accuracy"])
+    if top.empty:
+        return
+    best = top.loc[top["val_accuracy"].idxmax()]
+    doc.heading(2, f"The winner: trial {int(best['trial'])}")
+    params = {k[len("param.") :]: v for k, v in best.items() if k.startswith("param.") and not _missing(v)}
+    doc.items(
+        [
+            f"validation accuracy {percent(best['val_accuracy'])} at the {best['time_budget_s']:.0f} s rung "
+            f"({best['epochs']:.0f} epochs); test accuracy {percent(best['test_accuracy'])} (recorded, never used)",
+            f"{count(best['params'])} parameters, {engineering(best['ops_per_image'])} operations per image",
+            f"run directory: `{best['run_dir']}`",
+        ]
+        + [f"`{name}` = {value}" for name, value in params.items()]
+    )
+    network = Path(best["run_dir"]) / NETWORK_FILES[0]
+    if network.is_file():
+        doc.heading(3, "Layer by layer")
+        doc.text(network.read_text().split("\n", 1)[-1].strip())
+
+
+def _every_trial(doc: Document, runs: pd.DataFrame) -> None:
+    doc.heading(2, "Every trial")
+    wide = runs.pivot_table(index="trial", columns="rung", values="val_accuracy", aggfunc="first")
+    wide.columns = [f"val @ rung {rung}" for rung in wide.columns]
+    first = runs.sort_values("rung").groupby("trial").first()
+    shown = pd.concat([first[["state", "params"]], wide], axis=1).reset_index()
+    doc.table(readable(shown))
+
+
+def _missing(value) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))
