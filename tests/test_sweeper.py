@@ -437,6 +437,25 @@ def test_rungs_train_the_best_trials_again_under_longer_budgets_and_resume_after
         else:
             assert t.state == optuna.trial.TrialState.PRUNED
 
+    # the search report: rungs and promotions as they happened, the winner chosen on validation at the last rung
+    from multirun_analysis.cli import main as analysis
+
+    out = tmp_path / "report" / "SEARCH.md"
+    storage = f"sqlite:///{tmp_path / 'study.db'}"
+    arguments = ["search", str(tmp_path / "sweep"), "--storage", storage, "--study", "demo", "--out", str(out)]
+    assert analysis(arguments) == 0
+    text = out.read_text()
+    winner = max((t for t in done if t.number in reached["4s"]), key=lambda t: (t.value, -t.number))
+    assert f"## The winner: trial {winner.number}" in text
+    rungs_table = text.split("## Rungs and promotions")[1].split("![")[0]
+    rows = [line.split("|")[1:-1] for line in rungs_table.splitlines() if line.startswith("| ") and " s " in line]
+    assert [cells[2].strip() for cells in rows] == [str(len(reached[b])) for b in ("1s", "2s", "4s")]
+    importance_rows = [line for line in text.split("## What mattered")[1].splitlines() if line.startswith("| model.")]
+    assert {row.split("|")[1].strip() for row in importance_rows} == {"model.block", "model.widths", "model.batch_norm"}
+    for figure in ("best_so_far", "promotions", "importances", "trade_offs"):
+        assert (tmp_path / "report" / "figures" / f"{figure}.png").stat().st_size > 0
+    assert out.with_suffix(".html").read_text().count("data:image/png;base64") == 4
+
 
 @pytest.mark.parametrize(
     "override, message",
