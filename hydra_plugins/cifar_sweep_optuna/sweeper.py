@@ -540,7 +540,8 @@ class CifarOptunaSweeper(Sweeper):
 
     def _launch(self, study: optuna.Study, batch: list[Launch]) -> Any:
         """Train the batch's trials (in parallel with a parallel launcher), their heartbeats recorded meanwhile."""
-        first_job = self._launched(study) - len(batch)  # job numbers continue across resumes
+        # job numbers continue across resumes; a promoted trial's next rung is not a new launch
+        first_job = max(0, self._launched(study) - sum(1 for launch in batch if not launch.rung))
         heartbeats = [self._heartbeat(study, launch.trial) for launch in batch]
         try:
             return self.launcher.launch([launch.overrides for launch in batch], initial_job_idx=first_job)
