@@ -81,10 +81,13 @@ def switch(key: str, value) -> bool | str:
     raise ConfigError(f"{key}={value} must be auto, true or false")
 
 
-def pick_device(name: str) -> torch.device:
+def pick_device(name: str, job_num: int | None = None, gpu_count: int | None = None) -> torch.device:
+    """runtime.device as a torch device. `auto` and a bare `cuda` give a multirun's job its own GPU where several
+    are visible (gpu_for_job); `cuda:N` is taken as written. job_num and gpu_count default to this process's
+    multirun job (multirun_job_num) and visible GPUs; tests pass them."""
     if name == "auto":
         if torch.cuda.is_available():
-            return torch.device("cuda")
+            return cuda_for_job(job_num, gpu_count)
         if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
             return torch.device("mps")
         return torch.device("cpu")
@@ -94,11 +97,47 @@ def pick_device(name: str) -> torch.device:
         raise ConfigError(f"runtime.device={name} is not a device: use auto, cpu, cuda or cuda:N") from None
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ConfigError(f"runtime.device={name} but no CUDA GPU is visible: use runtime.device=auto or cpu")
+    if device.type == "cuda" and device.index is None:
+        return cuda_for_job(job_num, gpu_count)
     return device
+
+
+def cuda_for_job(job_num: int | None, gpu_count: int | None) -> torch.device:
+    """The GPU this process's job trains on: `cuda` (the current one) in a single run or with one GPU visible,
+    else cuda:(job number mod GPUs)."""
+    job_num = multirun_job_num() if job_num is None else job_num
+    gpu_count = torch.cuda.device_count() if gpu_count is None else gpu_count
+    index = gpu_for_job(job_num, gpu_count)
+    return torch.device("cuda") if index is None else torch.device("cuda", index)
+
+
+def gpu_for_job(job_num: int | None, gpu_count: int) -> int | None:
+    """The GPU of a multirun's job among gpu_count visible ones: job number mod gpu_count; None (the current GPU)
+    outside a multirun or with one GPU. A sweep launches a batch of n_jobs trials as jobs with consecutive numbers,
+    and any n <= gpu_count consecutive numbers fall on n different GPUs: with hydra.sweeper.n_jobs at most the GPU
+    count, every trial of a batch trains on a GPU of its own. (A job given one GPU by its batch system, SLURM's
+    gpus_per_task=1 or CUDA_VISIBLE_DEVICES, sees one: it takes that one.)"""
+    if job_num is None or gpu_count <= 1:
+        return None
+    return job_num % gpu_count
+
+
+def multirun_job_num() -> int | None:
+    """This process's job number in a Hydra multirun (hydra.job.num), or None: a single run, or no Hydra job."""
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    if not HydraConfig.initialized():
+        return None
+    hydra_cfg = HydraConfig.get()
+    num = hydra_cfg.job.get("num")
+    return int(num) if hydra_cfg.get("mode") == RunMode.MULTIRUN and num is not None else None
 
 
 def configure_backends(device: torch.device) -> None:
     if device.type == "cuda":
+        if device.index is not None:
+            torch.cuda.set_device(device)  # what goes to "cuda" without an index (cuDNN's workspace...) goes there too
         torch.backends.cudnn.benchmark = True  # the input shape is fixed: let cuDNN pick its fastest kernels
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True

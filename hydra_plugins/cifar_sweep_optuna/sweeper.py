@@ -558,11 +558,13 @@ class CifarOptunaSweeper(Sweeper):
 
     def _launched(self, study: optuna.Study) -> int:
         """Trials trained (or being trained) toward n_trials. A trial failed because its sweep was killed
-        does not count: Optuna's RetryFailedTrialCallback has queued its parameters again."""
+        does not count: Optuna's RetryFailedTrialCallback has queued its parameters again. Nor does that queued
+        retry (WAITING) until it is asked for: it carries the killed trial's user attributes, `launched` included."""
         return sum(
             1
             for t in study.get_trials(deepcopy=False)
             if t.user_attrs.get(LAUNCHED)
+            and t.state != TrialState.WAITING
             and (t.state != TrialState.FAIL or t.user_attrs.get("status") == Status.FAILED)
         )
 
