@@ -289,14 +289,19 @@ def test_the_readme_grammar_table_is_what_the_sweeper_does():
         assert here.split(":")[0] == described(space.distributions["x"]), (value, here)
 
 
-def test_params_win_over_the_command_line_as_the_readme_says():
-    """The README's "Command line against params": the sweeper reads the command line first, then params."""
-    params = ["optimizer.lr=tag(log, interval(0.003, 0.1))"]
-    pinned = search_space(["optimizer.lr=0.01", *params])
-    assert "optimizer.lr" in pinned.distributions  # still searched: the sampled value comes after the fixed one
-    swept = search_space(["optimizer.lr=choice(0.01,0.02)", *params])
-    assert described(swept.distributions["optimizer.lr"]) == "float 0.003 to 0.1, log"
-    assert "the `params` entry wins" in readme_section(MIGRATION_HEADING)
+def test_the_command_line_wins_over_params_as_the_readme_says():
+    """The README's "Command line against params": as upstream and Hydra's own sweepers, the last word is the
+    command line's (the sweeper reads params first, then the command line)."""
+    params = ["optimizer.lr=tag(log, interval(0.003, 0.1))", "data.batch_size=choice(128,256)"]
+    pinned = search_space([*params, "optimizer.lr=0.01"])
+    assert "optimizer.lr" not in pinned.distributions and "optimizer.lr=0.01" in pinned.fixed
+    assert "data.batch_size" in pinned.distributions  # the other params entry is still searched
+    swept = search_space([*params, "optimizer.lr=choice(0.01,0.02)"])
+    assert described(swept.distributions["optimizer.lr"]) == described(
+        search_space(["x=choice(0.01,0.02)"]).distributions["x"]
+    )
+    assert "optimizer.lr" not in [line.split("=")[0] for line in swept.fixed]
+    assert "pins it (the key leaves the search" in readme_section(MIGRATION_HEADING)
 
 
 def readme_config_files() -> dict[str, str]:
@@ -347,3 +352,13 @@ def test_the_readme_slurm_command_composes(tmp_path, app_env):
     assert "SlurmLauncher" in launcher
     for key, value in (a.split("=", 1) for a in args if a.startswith("hydra.launcher.")):
         assert f"{key.removeprefix('hydra.launcher.')}: {value}" in launcher, (key, value)
+
+
+def test_a_value_on_the_command_line_pins_a_searched_key_in_a_real_sweep(tmp_path, app_env, data_archive):
+    args = search(tmp_path, data_archive, "trainer.epochs=1", "hydra.sweeper.n_trials=1", "optimizer.lr=0.02")
+    done = cifar_sweep(*args, env=app_env, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    (trial,) = [t for t in study_in(tmp_path).get_trials() if t.user_attrs.get("launched")]
+    assert "optimizer.lr" not in trial.params  # pinned: not searched
+    record = json.loads((Path(trial.user_attrs["run_dir"]) / "result.json").read_text())
+    assert record["config"]["optimizer"]["lr"] == 0.02

@@ -95,15 +95,16 @@ class SearchSpace(NamedTuple):
 
 
 def search_space(overrides: list[str]) -> SearchSpace:
-    """The command line's overrides and the sweeper's params, split into fixed values and distributions."""
-    fixed: list[str] = []
-    distributions: dict[str, BaseDistribution] = {}
+    """Overrides (the sweeper's params, then the command line) split into fixed values and distributions. A key given
+    twice takes its last value, so the command line wins, as in Hydra's own sweepers and upstream
+    hydra-optuna-sweeper: a value pins a key that params searches, a sweep replaces its params entry."""
+    last: dict[str, tuple[str, BaseDistribution | None]] = {}
     for override in OverridesParser.create().parse_overrides(overrides):
-        distribution = distribution_of(override)
-        if distribution is None:
-            fixed.append(override.input_line)
-        else:
-            distributions[override.get_key_element()] = distribution
+        key = override.get_key_element()
+        last.pop(key, None)  # re-inserted: the key keeps the place of its last mention
+        last[key] = (override.input_line, distribution_of(override))
+    fixed = [line for line, distribution in last.values() if distribution is None]
+    distributions = {key: d for key, (_, d) in last.items() if d is not None}
     return SearchSpace(fixed, distributions)
 
 
@@ -314,7 +315,7 @@ class CifarOptunaSweeper(Sweeper):
         """Launch batches of trials until the study holds n_trials launched ones (or the grid is exhausted), and,
         with rungs, until every trial has trained as far as it was promoted."""
         self.rungs = self._checked_rungs()
-        space = search_space(list(arguments) + [f"{k}={v}" for k, v in self.params.items()])
+        space = search_space([f"{k}={v}" for k, v in self.params.items()] + list(arguments))
         study = self._open_study(space.distributions)
         self.sweep_dir.mkdir(parents=True, exist_ok=True)
         log.info(
