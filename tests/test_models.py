@@ -151,3 +151,11 @@ def test_fill_budget_errors_name_the_key_and_the_fix(arguments, message):
     with pytest.raises(ConfigError) as error:
         ConvNet(widths=[1, 2, 4], **arguments)
     assert str(error.value).startswith(message)
+
+
+def test_fill_budget_keeps_a_stage_and_its_residual_blocks_at_one_width():
+    """Equal proportions stay equal widths: no 1x1 projection appears between a stage and its residual blocks."""
+    shape = dict(widths=[64, 64, 128, 128], block=["conv", "residual", "conv", "residual"], downsample="max")
+    for fill in (0.5, 0.7, 0.9):
+        widths = ConvNet(**shape, fill_budget=fill, budget_params=250_000).filled["widths"]
+        assert widths[0] == widths[1] and widths[2] == widths[3], (fill, widths)

@@ -2,10 +2,10 @@
 
     [stem conv] -> stage 1 -> down -> stage 2 -> down ... -> global average pool | flatten -> fc ... -> classes
 
-With `fill_budget` (a fraction, e.g. 0.95), `widths` and `stem` are proportions: all are scaled by one factor,
-rounded to multiples of 8 (then each widened by one more step where that still fits), to the most parameters
-within fill_budget x
-`budget_params` (conf: budget.max_params), so that a shape chosen by a search uses the budget it chose.
+With `fill_budget` (a fraction, e.g. 0.95), `widths` and `stem` are proportions: all are scaled by one factor and
+rounded to multiples of 8 (then each width, with those of the same proportion, one more step where that still
+fits), to the most parameters within fill_budget x `budget_params` (conf: budget.max_params), so that a shape
+chosen by a search uses the budget it chose.
 
 A stage is `blocks[i]` blocks of width `widths[i]`; `block` (one name, or one per stage) is
     conv       one k x k convolution (`kernel`, `padding`: same | valid)
@@ -297,15 +297,18 @@ def _fill(shape: dict, fill_budget: float, budget_params: int | None) -> tuple[l
 
     while params(*scaled(grown(factor))) <= target:
         factor = grown(factor)
-    return _grown_to(target, *scaled(factor), params)
+    return _grown_to(target, *scaled(factor), params, widths)
 
 
-def _grown_to(target: int, widths: list[int], stem: int | None, params) -> tuple[list[int], int | None]:
+def _grown_to(
+    target: int, widths: list[int], stem: int | None, params, proportions: list[int]
+) -> tuple[list[int], int | None]:
     """Rounding leaves up to a step of every width unused: widen each width by one WIDTH_MULTIPLE where that still
-    fits, the widest first (one step each at most: the proportions stay those asked for)."""
-    order = sorted(range(len(widths)), key=lambda i: -widths[i])
-    for i in order:
-        wider = [*widths[:i], widths[i] + WIDTH_MULTIPLE, *widths[i + 1 :]]
+    fits, the widest first, one step each at most (the proportions stay those asked for). Stages of the same
+    proportion widen together: a stage and the residual blocks after it keep one width (no projection between)."""
+    for proportion in sorted(set(proportions), reverse=True):
+        members = [i for i, p in enumerate(proportions) if p == proportion]
+        wider = [w + WIDTH_MULTIPLE if i in members else w for i, w in enumerate(widths)]
         if params(wider, stem) <= target:
             widths = wider
     if stem and params(widths, stem + WIDTH_MULTIPLE) <= target:
