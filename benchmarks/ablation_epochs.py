@@ -3,8 +3,10 @@
 Each option of conf/ablation/ is composed into experiment=ablation_cpu and built as the trainer builds it
 (model, optimizer and its parameter groups, augmentation, schedule, the pieces: whitening's fit, lookahead's
 averaging), then trained by fit() on the same `--images` real training images. The options take turns over
-`--rounds` rounds (the first a warm-up, not counted), and each one's median images/s is compared with the
-recipe's (`base`). Ratios of interleaved measurements survive a busy machine; absolute figures do not.
+`--rounds` rounds, in a new random order each round (the first a warm-up, not counted), and each one's median
+images/s is compared with the recipe's (`base`). Options with the recipe's cost (dirac) measure the noise.
+Ratios of interleaved measurements survive a busy machine better than absolute figures, but not well: measure
+on a quiet one.
 
 A wall-clock budget's epochs scale with that speed, so each technique gets
     epochs = round(BASE_EPOCHS x its images/s / the recipe's images/s)
@@ -18,8 +20,10 @@ options that change the cost of an epoch carry their count in conf/ablation/<opt
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import logging
+import random
 import statistics
 import sys
 from pathlib import Path
@@ -96,8 +100,10 @@ def main() -> None:
         Contender(option, configuration(option, args.data_root, args.cache_dir), data, runtime, args.images)
         for option in options
     ]
+    order = random.Random(0)
     for round_number in range(args.rounds):
-        for contender in contenders:
+        for contender in order.sample(contenders, len(contenders)):  # no option always measured last
+            gc.collect()
             contender.measure(counted=round_number > 0)
         print(f"round {round_number + 1}/{args.rounds} done", flush=True)
 
