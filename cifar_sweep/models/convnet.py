@@ -240,8 +240,7 @@ def filled_widths(shape: dict, fill_budget: float, budget_params: int | None) ->
     to multiples of WIDTH_MULTIPLE, to the most parameters that stay within fill_budget x budget_params.
 
     Each count builds the network on the meta device (shapes only), as cifar_sweep.budget counts it: a dozen
-    builds or so. Remembered per shape: a run and its sweeper ask more
-    than once."""
+    builds or so. Remembered per shape: a run and its sweeper ask more than once."""
     key = (repr(sorted(shape.items())), fill_budget, budget_params)
     if key not in _FILLED:
         _FILLED[key] = _fill(shape, fill_budget, budget_params)

@@ -451,15 +451,17 @@ class CifarOptunaSweeper(Sweeper):
         trial.set_user_attr("run_dir", str(run_dir))
         if found is not run_dirs.Verdict.FINISHED:
             return launch
+        self._tell_outcome(study, trial, run_dir, *self._recorded_outcome(trial, run_dir))
+        return None
+
+    def _recorded_outcome(self, trial: optuna.Trial, run_dir: Path) -> tuple[Status, list[float] | None]:
+        """How the finished run in `run_dir` ended, from its record (it is not trained again): pruned, or what it
+        returned, checked as a fresh run's return is."""
         record = run_dirs.read_record(run_dir)
         log.info("trial %d: %s", trial.number, run_dirs.finished_message(run_dir, record))
-        outcome = (
-            (Status.PRUNED, None)
-            if record.get("status") == Status.PRUNED
-            else self._checked(run_dirs.recorded_return(record))
-        )
-        self._tell_outcome(study, trial, run_dir, *outcome)
-        return None
+        if record.get("status") == Status.PRUNED:
+            return Status.PRUNED, None
+        return self._checked(run_dirs.recorded_return(record))
 
     def _job(self, trial: optuna.Trial, overrides: list[str], run_dir: Path) -> Launch:
         """The Hydra job of a trial's run in `run_dir`."""
@@ -503,11 +505,7 @@ class CifarOptunaSweeper(Sweeper):
         trial.set_user_attr("rung", rung)
         if found is not run_dirs.Verdict.FINISHED:
             return launch
-        record = run_dirs.read_record(run_dir)
-        log.info("trial %d: %s", trial.number, run_dirs.finished_message(run_dir, record))
-        if record.get("status") == Status.PRUNED:
-            return Finished(launch, Status.PRUNED, None)
-        return Finished(launch, *self._checked(run_dirs.recorded_return(record)))
+        return Finished(launch, *self._recorded_outcome(trial, run_dir))
 
     def _after_rung(self, study: optuna.Study, launch: Launch, status: Status, values: list[float] | None) -> int:
         """A rung's run ended: the trial is told (failed, or completed at the last rung), stopped (not among the
