@@ -54,6 +54,12 @@ def main(argv: list[str] | None = None) -> int:
             sub.add_argument("--format", choices=FORMATS, default="markdown")
             sub.add_argument("--out", help="a file (default: standard output)")
         else:
+            if name == "report":
+                sub.add_argument(
+                    "--final",
+                    help="a pandas query naming the run that is the result, e.g. 'experiment == \"best_250k_cpu\"' "
+                    "(default: the one run without a validation split, else the best validation accuracy)",
+                )
             sub.add_argument(
                 "--out",
                 required=True,
@@ -88,7 +94,11 @@ def main(argv: list[str] | None = None) -> int:
             print(png)
     else:
         command = " ".join(["multirun-analysis", *(argv if argv is not None else sys.argv[1:])])
-        report = write_report(frame, Path(args.out), command=command)
+        try:
+            report = write_report(frame, Path(args.out), command=command, final=args.final)
+        except ValueError as error:
+            print(f"multirun-analysis: error: {error.args[0]}", file=sys.stderr)
+            return 2
         print(report)
         print(report.with_suffix(".html"))
     return 0

@@ -40,8 +40,15 @@ NOTES = [
 ]
 
 
-def write_report(frame: pd.DataFrame, out: Path, max_params: int | None = None, command: str | None = None) -> Path:
-    """REPORT.md at `out` (figures/ beside it) and the self-contained REPORT.html; returns the Markdown's path."""
+def write_report(
+    frame: pd.DataFrame,
+    out: Path,
+    max_params: int | None = None,
+    command: str | None = None,
+    final: str | None = None,
+) -> Path:
+    """REPORT.md at `out` (figures/ beside it) and the self-contained REPORT.html; returns the Markdown's path.
+    `final`: a pandas query naming the run that is the result (see `choose_result`)."""
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     figures = out.parent / "figures"
@@ -51,13 +58,13 @@ def write_report(frame: pd.DataFrame, out: Path, max_params: int | None = None, 
         max_params = int(budgets.max()) if len(budgets) else 250_000
     ran = frame.dropna(subset=["test_accuracy"])
     within = ran[ran["params"] <= max_params] if "params" in ran else ran
-    best = within.loc[within["test_accuracy"].idxmax()] if len(within) else None
+    best, chosen = choose_result(within, final)
     record = _record(best) if best is not None else {}
 
     doc = Document(TITLE)
     if command:
         doc.text(f"Generated from {len(frame)} run directories by `{command}`.")
-    _objective(doc, frame, best, record, max_params)
+    _objective(doc, frame, best, chosen, record, max_params)
     _studies(doc, frame)
     if best is not None:
         _best_network(doc, frame, best, record, figures)
@@ -76,7 +83,44 @@ def write_report(frame: pd.DataFrame, out: Path, max_params: int | None = None, 
     return out
 
 
-def _objective(doc: Document, frame: pd.DataFrame, best: pd.Series | None, record: dict, max_params: int) -> None:
+def choose_result(runs: pd.DataFrame, final: str | None = None) -> tuple[pd.Series | None, str]:
+    """The run the report presents as its result, and how it was chosen, in words.
+
+    The test set must not choose it. A run trained on all training images (no validation split) is a final
+    run: where there is one, it is the result. Where there is none, the run with the highest validation
+    accuracy is, and its test accuracy is read, not compared. Only where several final runs compete does the
+    test accuracy choose, and the report says so; `final` (a pandas query, `--final` on the command line)
+    names the candidates instead, e.g. `experiment == "best_250k_cpu"`.
+    """
+    if final:
+        try:
+            runs = runs.query(final)
+        except Exception as error:  # pandas raises several kinds for a query that does not parse or names no column
+            raise ValueError(f"--final {final!r} is not a query on the runs' columns ({error})") from None
+        if runs.empty:
+            raise ValueError(f"no run within the parameter budget matches --final {final!r}: check the query")
+    if runs.empty:
+        return None, ""
+    validation = runs["val_accuracy"] if "val_accuracy" in runs else pd.Series(float("nan"), index=runs.index)
+    finals = runs[validation.isna()]
+    named = " that --final names" if final else ""
+    if len(finals) == 1:
+        return finals.iloc[0], f"the one run{named} trained on all training images (no validation split)"
+    if finals.empty:
+        best = runs.loc[validation.idxmax()]
+        return best, (
+            f"the highest validation accuracy ({percent(best['val_accuracy'])}%) of the {len(runs)} runs{named}; "
+            "their test accuracies played no part"
+        )
+    return finals.loc[finals["test_accuracy"].idxmax()], (
+        f"the highest test accuracy of the {len(finals)} runs{named} trained without a validation split: a choice "
+        "made on the test set (name the final run with --final to avoid it)"
+    )
+
+
+def _objective(
+    doc: Document, frame: pd.DataFrame, best: pd.Series | None, chosen: str, record: dict, max_params: int
+) -> None:
     doc.heading(2, "Objective and constraints")
     budget = record.get("time_budget_s")
     doc.text(
@@ -118,7 +162,7 @@ def _objective(doc: Document, frame: pd.DataFrame, best: pd.Series | None, recor
     if best is not None:
         doc.text(
             f"**Result:** {_test_accuracy(best)} with {_choice(best, 'model')}: {count(best['params'])} parameters, "
-            f"{seconds(best.get('total_time_s'))} s in all (below)."
+            f"{seconds(best.get('total_time_s'))} s in all (below). Chosen as {chosen}."
         )
 
 

@@ -342,3 +342,30 @@ def test_number_axes_never_print_overlapping_labels(low, high):
     assert len(boxes) >= 2
     assert all(left.x1 < right.x0 for left, right in zip(boxes, boxes[1:])), [t.get_text() for t in shown]
     plt.close(fig)
+
+
+def test_the_reports_result_is_never_chosen_on_the_test_set_unless_it_says_so():
+    from multirun_analysis.report import choose_result
+
+    searched = pd.DataFrame(
+        {  # two search runs with a validation split: the lower test accuracy has the higher validation accuracy
+            "run_dir": ["a", "b"],
+            "experiment": [None, None],
+            "val_accuracy": [0.90, 0.88],
+            "test_accuracy": [0.89, 0.91],
+        }
+    )
+    best, how = choose_result(searched)
+    assert best["run_dir"] == "a" and "highest validation accuracy (90.00%)" in how
+    final = pd.DataFrame({"run_dir": ["f"], "experiment": ["best"], "val_accuracy": [None], "test_accuracy": [0.85]})
+    best, how = choose_result(pd.concat([searched, final], ignore_index=True))
+    assert best["run_dir"] == "f" and "the one run" in how  # the final run, though two runs tested higher
+    finals = pd.concat([final, final.assign(run_dir="g", experiment="other", test_accuracy=0.86)], ignore_index=True)
+    best, how = choose_result(finals)
+    assert best["run_dir"] == "g" and "a choice made on the test set" in how
+    best, how = choose_result(finals, final='experiment == "best"')
+    assert best["run_dir"] == "f" and "--final names" in how
+    with pytest.raises(ValueError, match="matches --final"):
+        choose_result(finals, final='experiment == "nothing"')
+    with pytest.raises(ValueError, match="is not a query"):
+        choose_result(finals, final="nonsense ==")
