@@ -15,7 +15,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from .load import load
+from .load import load, matching
 from .plots import all_plots
 from .report import write_report
 from .tables import FORMATS, export, table
@@ -70,7 +70,11 @@ def main(argv: list[str] | None = None) -> int:
         return search_report(args, argv)
     frame = load(args.paths, storage=args.storage, study=args.study)
     if args.query and not frame.empty:
-        frame = frame.query(args.query)
+        try:
+            frame = matching(frame, args.query, "--query", "runs' columns")
+        except ValueError as error:
+            print(f"multirun-analysis: error: {error.args[0]}", file=sys.stderr)
+            return 2
     if frame.empty:
         print(
             f"multirun-analysis: error: no run under {' '.join(args.paths)}"

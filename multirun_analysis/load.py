@@ -126,6 +126,17 @@ def load(paths: Iterable[str | Path], storage: str | None = None, study: str | N
     return frame
 
 
+def matching(frame: pd.DataFrame, query: str, option: str, hint: str = "") -> pd.DataFrame:
+    """The rows of `frame` that the pandas `query` keeps (`--query`, `--baseline`, `--final`).
+
+    A query that does not parse, or names a column the frame lacks, is the user's typo, not a crash: one
+    ValueError naming the option, the query and pandas' reason, then `hint` (e.g. which columns exist)."""
+    try:
+        return frame.query(query)
+    except Exception as error:  # pandas raises a syntax error, a name error, a key error or a type error here
+        raise ValueError(f"{option} {query!r} is not a query on the {hint or 'columns'} ({error})") from None
+
+
 def join_study(frame: pd.DataFrame, storage: str, study_name: str | None) -> pd.DataFrame:
     """Add each run's Optuna trial state, and a row for every trial that never ran (over budget, invalid)."""
     import optuna  # only when asked: optuna imports SQLAlchemy, which takes a moment

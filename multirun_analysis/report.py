@@ -19,6 +19,7 @@ from cifar_sweep.schema import NETWORK_FILES, RESULT_FILE
 from . import plots, studies
 from .document import Document
 from .formatting import MISSING, count, decimal, engineering, percent, readable, seconds
+from .load import matching
 from .tables import table
 from .variants import short_names, variant_columns, with_added_keys
 
@@ -93,10 +94,7 @@ def choose_result(runs: pd.DataFrame, final: str | None = None) -> tuple[pd.Seri
     names the candidates instead, e.g. `experiment == "best_250k_cpu"`.
     """
     if final:
-        try:
-            runs = runs.query(final)
-        except Exception as error:  # pandas raises several kinds for a query that does not parse or names no column
-            raise ValueError(f"--final {final!r} is not a query on the runs' columns ({error})") from None
+        runs = matching(runs, final, "--final", "runs' columns")
         if runs.empty:
             raise ValueError(f"no run within the parameter budget matches --final {final!r}: check the query")
     if runs.empty:

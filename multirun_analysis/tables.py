@@ -16,6 +16,7 @@ from tabulate import tabulate
 
 from . import studies
 from .formatting import BASELINE, DIFF, IS_BASELINE, RESULTS, STD, readable, right_aligned, setting
+from .load import matching
 from .variants import resolve, short_names, variant_columns, with_added_keys
 
 FORMATS = ("markdown", "csv", "latex", "html")
@@ -49,7 +50,7 @@ def table(
     Numbers stay numbers (formatting.readable writes them for people). `out.attrs["baseline"]` says which
     variant is the baseline and why."""
     if query:
-        frame = frame.query(query)
+        frame = matching(frame, query, "query")
     frame = with_added_keys(frame)
     chosen = list(columns or by)
     keys = [resolve(frame, name) for name in chosen] if chosen else variant_columns(frame)
@@ -139,15 +140,10 @@ def _baseline(out: pd.DataFrame, frame: pd.DataFrame, keys: list[str], baseline:
     names = short_names(keys)
     described = lambda i: ", ".join(f"{names[k]}={setting(out.at[i, k])}" for k in keys) or "all runs"
     if baseline != "auto":
-        try:
-            picked = out.rename(columns=names).query(baseline)
-        except Exception as error:  # pandas raises a syntax error, a name error or a type error here
-            raise KeyError(
-                f"--baseline {baseline!r} is not a query on the table ({error}): name its columns, "
-                f'e.g. "{names[keys[0]] if keys else "model"} == ..."'
-            ) from None
+        example = f"{names[keys[0]] if keys else 'model'} == ..."
+        picked = matching(out.rename(columns=names), baseline, "--baseline", f"table's columns, e.g. {example}")
         if picked.empty:
-            raise KeyError(f"no variant matches --baseline {baseline!r}: the variants are {_variants(out, keys)}")
+            raise ValueError(f"no variant matches --baseline {baseline!r}: the variants are {_variants(out, keys)}")
         return picked.index[0], f"{described(picked.index[0])} (chosen: {baseline})"
     wanted = studies.defaults(frame, keys) if keys else None
     if wanted:

@@ -293,6 +293,11 @@ def test_cli_columns_and_baseline(augmentation_by_batch):
     assert unknown.returncode == 2 and unknown.stderr.count("\n") == 1 and "no column nonsense" in unknown.stderr
     nothing = run("--baseline", "batch_size == 3")
     assert nothing.returncode == 2 and "no variant matches --baseline" in nothing.stderr
+    # a query that does not parse, or names no column, is one line naming the option, never a traceback
+    for option, query in (("--query", "batch_size =="), ("--query", "nonsense > 1"), ("--baseline", "nonsense == 1")):
+        typo = run(option, query)
+        assert typo.returncode == 2 and typo.stderr.count("\n") == 1, typo.stderr
+        assert f"{option} {query!r} is not a query on the" in typo.stderr
 
 
 def test_the_report_and_its_self_contained_html(augmentation_by_batch, tmp_path):
