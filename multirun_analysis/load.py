@@ -130,7 +130,8 @@ def matching(frame: pd.DataFrame, query: str, option: str, hint: str = "") -> pd
     """The rows of `frame` that the pandas `query` keeps (`--query`, `--baseline`, `--final`).
 
     A query that does not parse, or names a column the frame lacks, is the user's typo, not a crash: one
-    ValueError naming the option, the query and pandas' reason, then `hint` (e.g. which columns exist)."""
+    ValueError naming the option, the query, what it is a query on (`hint`, e.g. "runs' columns") and pandas'
+    reason."""
     try:
         return frame.query(query)
     except Exception as error:  # pandas raises a syntax error, a name error, a key error or a type error here
