@@ -73,22 +73,18 @@ def main(argv: list[str] | None = None) -> int:
         try:
             frame = matching(frame, args.query, "--query", "runs' columns")
         except ValueError as error:
-            print(f"multirun-analysis: error: {error.args[0]}", file=sys.stderr)
-            return 2
+            return _error(error.args[0])
     if frame.empty:
-        print(
-            f"multirun-analysis: error: no run under {' '.join(args.paths)}"
-            + (f" matches --query {args.query!r}" if args.query else " has a result.json"),
-            file=sys.stderr,
+        return _error(
+            f"no run under {' '.join(args.paths)}"
+            + (f" matches --query {args.query!r}" if args.query else " has a result.json")
         )
-        return 2
     if args.command == "table":
         try:
             shown = table(frame, columns=args.columns or args.by, sort=args.sort, baseline=args.baseline)
             text = export(shown, args.format)
         except (KeyError, ValueError) as error:
-            print(f"multirun-analysis: error: {error.args[0]}", file=sys.stderr)
-            return 2
+            return _error(error.args[0])
         if args.out:
             Path(args.out).write_text(text)
         else:
@@ -101,8 +97,7 @@ def main(argv: list[str] | None = None) -> int:
         try:
             report = write_report(frame, Path(args.out), command=command, final=args.final)
         except ValueError as error:
-            print(f"multirun-analysis: error: {error.args[0]}", file=sys.stderr)
-            return 2
+            return _error(error.args[0])
         print(report)
         print(report.with_suffix(".html"))
     return 0
@@ -117,13 +112,18 @@ def search_report(args, argv: list[str] | None) -> int:
     try:
         study = optuna.load_study(study_name=args.study, storage=args.storage)
     except Exception as error:  # a missing study or database: one line
-        print(f"multirun-analysis: error: cannot open study {args.study} in {args.storage}: {error}", file=sys.stderr)
-        return 2
+        return _error(f"cannot open study {args.study} in {args.storage}: {error}")
     command = " ".join(["multirun-analysis", *(argv if argv is not None else sys.argv[1:])])
     report = write_search_report(study, find_run_dirs(args.paths), Path(args.out), command=command)
     print(report)
     print(report.with_suffix(".html"))
     return 0
+
+
+def _error(message: str) -> int:
+    """One line on stderr, and the exit status of a usage error."""
+    print(f"multirun-analysis: error: {message}", file=sys.stderr)
+    return 2
 
 
 if __name__ == "__main__":
