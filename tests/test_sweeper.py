@@ -59,7 +59,16 @@ def test_over_budget_trials_are_never_launched_and_a_rerun_continues(tmp_path, a
     assert min(set(launched_now) - {t.number for t in launched}) > max(t.number for t in launched)  # numbers go on
 
 
-def test_a_sweep_killed_mid_trial_is_resumed_and_the_trial_retried(tmp_path, app_env, data_archive):
+# A custom search space's parameters (blocks_of_stage_3: every network here has three stages) are not overrides:
+# the retried trial carries them too, and they must come back through the custom function, not the command line.
+CONDITIONAL = (
+    "hydra.sweeper.params={model.widths: 'choice([8,16,16])'}",
+    "hydra.sweeper.custom_search_space=tests.helpers.conditional_space",
+)
+
+
+@pytest.mark.parametrize("space", [(), CONDITIONAL], ids=["demo", "custom_search_space"])
+def test_a_sweep_killed_mid_trial_is_resumed_and_the_trial_retried(tmp_path, app_env, data_archive, space):
     script = str(Path(sys.executable).parent / "cifar-sweep")
     slow = search(
         tmp_path,
@@ -67,6 +76,7 @@ def test_a_sweep_killed_mid_trial_is_resumed_and_the_trial_retried(tmp_path, app
         "trainer.epochs=100000",
         "hydra.sweeper.n_trials=2",
         *QUICK_RETRY,
+        *space,
     )
     sweep = subprocess.Popen(
         [script, *slow],
@@ -97,6 +107,7 @@ def test_a_sweep_killed_mid_trial_is_resumed_and_the_trial_retried(tmp_path, app
             "trainer.epochs=1",
             "hydra.sweeper.n_trials=2",
             *QUICK_RETRY,
+            *space,
         ),
         env=app_env,
         cwd=tmp_path,
@@ -115,6 +126,9 @@ def test_a_sweep_killed_mid_trial_is_resumed_and_the_trial_retried(tmp_path, app
     # killed run's record is kept as it was left.
     assert results[killed[0].number]["status"] == "running"
     assert all(results[t.number]["status"] == "completed" for t in completed)
+    if space:  # the custom function gave the retry the killed trial's value again
+        retry = next(t for t in completed if t.params == killed[0].params)
+        assert results[retry.number]["config"]["model"]["blocks"] == [1, 1, killed[0].params["blocks_of_stage_3"]]
 
 
 def test_a_sweep_killed_between_a_trial_and_its_tell_tells_the_recorded_result(tmp_path, app_env, data_archive):

@@ -374,7 +374,9 @@ class CifarOptunaSweeper(Sweeper):
                 # Optuna warns that heartbeats are meant for Study.optimize; this sweeper records them (_heartbeat).
                 warnings.filterwarnings("ignore", "Heartbeat of storage is supposed to be used", UserWarning)
                 trial = study.ask(space.distributions)
-            overrides = space.fixed + [_as_override(k, v) for k, v in trial.params.items()]
+            # Only the space's own parameters are overrides: a trial retried after a kill carries the custom
+            # function's parameters too, and that function, asked again, returns their stored values.
+            overrides = space.fixed + [_as_override(name, trial.params[name]) for name in space.distributions]
             if self.custom_search_space:
                 overrides += self._custom(trial, overrides)
             if self._reject(study, trial, overrides):
