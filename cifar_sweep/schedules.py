@@ -63,6 +63,14 @@ class Schedule:
         return LambdaLR(optimizer, lambda step: self.factor(step, plan, base_lr))
 
 
+def refresh_lr(scheduler: LambdaLR) -> None:
+    """Set each group's rate for the scheduler's current step under the plan as it is now. The step that ended
+    the last epoch set the rate for the old plan: under a time budget, epoch 2 would open at a rate of the
+    configured length (trainer.epochs), not of what fits."""
+    for group, base_lr, factor in zip(scheduler.optimizer.param_groups, scheduler.base_lrs, scheduler.lr_lambdas):
+        group["lr"] = base_lr * factor(scheduler.last_epoch)
+
+
 class Constant(Schedule):
     @property
     def is_constant(self) -> bool:

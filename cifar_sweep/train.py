@@ -30,7 +30,7 @@ from .data import Split
 from .errors import ConfigError
 from .pieces import Piece
 from .progress import Progress
-from .schedules import Plan, Schedule
+from .schedules import Plan, Schedule, refresh_lr
 
 log = logging.getLogger("cifar_sweep")
 CHECKPOINT_FORMAT = 2  # the loop's state and each piece's, by name
@@ -544,6 +544,8 @@ def train_one_epoch(
         task.augment,
         task.batch_size,
     )
+    if scheduler is not None:
+        refresh_lr(scheduler)  # the plan may have moved since the last step set the rate
     model.train()
     device = task.train.labels.device
     order = torch.randperm(len(task.train), generator=generator).to(device)

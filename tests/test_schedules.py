@@ -131,6 +131,13 @@ def test_time_budget_fixes_the_epochs_after_the_first_and_scales_the_schedule():
     assert [entry.lr for entry in result.history[1:]] == pytest.approx([0.01, 0.01, 0.001, 0.0001])
 
 
+def test_a_plan_fixed_after_the_first_epoch_sets_the_rate_of_the_next_epochs_first_step():
+    # 100 epochs configured, 4 fit: epoch 2 opens a quarter of the way down the linear decay, not 1% of it
+    result = run(budgeted(epochs=100, time_budget="1h"), schedule=LinearDecay(peak=0.1), timing=(900.0, 900.0))
+    assert result.epochs_planned == 4
+    assert [entry.lr for entry in result.history[1:]] == pytest.approx([0.1, 0.075, 0.05, 0.025])
+
+
 def test_the_plan_counts_evaluations_the_time_spent_and_the_final_test_time_augmentation():
     # 100 s of training + a 20 s evaluation after each epoch; 150 s spent so far: 1 + 3450 // 120
     assert planned_epochs(3600.0, 100.0, 20.0, 1, 150.0, 0.0) == 1 + 28
