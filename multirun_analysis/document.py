@@ -26,6 +26,7 @@ th { background: #f3f3f3; text-align: left; white-space: normal; vertical-align:
 tbody tr:nth-child(even) { background: #fafafa; }
 td.number, th.number { text-align: right; font-variant-numeric: tabular-nums; }
 code { background: #f3f3f3; padding: 0 .2rem; border-radius: 3px; font-size: .9em; }
+pre { background: #f3f3f3; padding: .5rem; white-space: pre-wrap; }
 img { max-width: 100%; height: auto; display: block; margin: .8rem 0; }
 .wide { overflow-x: auto; }
 """
@@ -46,6 +47,10 @@ class Document:
     def items(self, lines: list[str]) -> None:
         self.blocks.append(("items", lines))
 
+    def code(self, text: str, language: str = "") -> None:
+        """A block of code, a command to copy as it is."""
+        self.blocks.append(("code", (text, language)))
+
     def table(self, shown: pd.DataFrame) -> None:
         """A table of strings (formatting.readable), numbers right-aligned."""
         self.blocks.append(("table", shown))
@@ -64,6 +69,9 @@ class Document:
                 lines += [content, ""]
             elif kind == "items":
                 lines += [f"- {line}" for line in content] + [""]
+            elif kind == "code":
+                text, language = content
+                lines += [f"```{language}", text, "```", ""]
             elif kind == "table":
                 lines += [markdown(content), ""]
             else:
@@ -82,6 +90,8 @@ class Document:
                 body.append(f"<p>{_inline(content)}</p>")
             elif kind == "items":
                 body.append("<ul>" + "".join(f"<li>{_inline(line)}</li>" for line in content) + "</ul>")
+            elif kind == "code":
+                body.append(f'<pre class="wide"><code>{html.escape(content[0])}</code></pre>')
             elif kind == "table":
                 body.append(f'<div class="wide">{_html_table(content)}</div>')
             else:

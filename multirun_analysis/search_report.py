@@ -291,10 +291,45 @@ def _winner(doc: Document, runs: pd.DataFrame) -> None:
         ]
         + [f"`{name}` = {value}" for name, value in params.items()]
     )
+    command = final_hour_command(Path(best["run_dir"]))
+    if command:
+        doc.text(
+            "Trained for the final hour as `experiment=best_250k_cpu` is (all training images, the learning curve "
+            "every 4 epochs, the test set read once at the end with flips and shifts):"
+        )
+        doc.code(command, "bash")
     network = Path(best["run_dir"]) / NETWORK_FILES[0]
     if network.is_file():
         doc.heading(3, "Layer by layer")
         doc.text(network.read_text().split("\n", 1)[-1].strip())
+
+
+# What the final hour changes in a trial's configuration: the settings of experiment=best_250k_cpu, so that the
+# searched network and the hand-designed one are trained alike.
+FINAL_HOUR = (
+    "trainer.time_budget=1h",
+    "data.val_size=0",
+    "trainer.epochs=70",
+    "trainer.eval_every=4",
+    "trainer.test_during_training=true",
+    "trainer.tta=flip_shift",
+)
+
+
+def final_hour_command(run_dir: Path) -> str | None:
+    """The command that trains a trial's configuration for the final hour: the overrides its run was given
+    (.hydra/overrides.yaml, its rung's time budget and the trial's bookkeeping aside), then FINAL_HOUR.
+    None when the run directory lost its overrides."""
+    import shlex
+
+    import yaml
+
+    try:
+        overrides = yaml.safe_load((Path(run_dir) / ".hydra" / "overrides.yaml").read_text()) or []
+    except (OSError, yaml.YAMLError):
+        return None
+    kept = [o for o in overrides if not o.startswith(("trainer.time_budget=", "trial.", "hydra."))]
+    return "cifar-sweep " + " ".join(shlex.quote(o) for o in [*kept, *FINAL_HOUR])
 
 
 def _every_trial(doc: Document, runs: pd.DataFrame) -> None:

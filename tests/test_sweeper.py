@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import signal
 import subprocess
 import sys
@@ -468,6 +469,13 @@ def test_rungs_train_the_best_trials_again_under_longer_budgets_and_resume_after
     assert {row.split("|")[1].strip() for row in importance_rows} == {"model.block", "model.widths", "model.batch_norm"}
     for figure in ("best_so_far", "promotions", "importances", "trade_offs"):
         assert (tmp_path / "report" / "figures" / f"{figure}.png").stat().st_size > 0
+    # the command it gives for the final hour trains the winner's configuration for an hour on every image
+    command = shlex.split(text.split("```bash\n")[1].split("\n```")[0])
+    assert command[0] == "cifar-sweep"
+    final = OmegaConf.create(cifar_sweep(*command[1:], "--cfg", "job", env=app_env, cwd=tmp_path).stdout)
+    searched = OmegaConf.load(tmp_path / "sweep" / f"{stems[winner.number]}-4s" / ".hydra" / "config.yaml")
+    assert final.model == searched.model and final.optimizer == searched.optimizer
+    assert (final.trainer.time_budget, final.data.val_size, final.trainer.tta) == ("1h", 0, "flip_shift")
     assert out.with_suffix(".html").read_text().count("data:image/png;base64") == 4
 
 
