@@ -4,22 +4,24 @@
         --out benchmarks/results/arch_250k/SEARCH.md
 
 From the study (trials, their parameters, the values reported at each rung) and the run directories (one per
-trial and rung: accuracies, time, parameters, operations): the best validation accuracy so far against
-wall-clock at each rung; the rungs and promotions; the importance of each searched parameter (Optuna's own
-evaluators, on the first rung's values, where every trial is measured alike); validation accuracy against
-training time, parameters and operations; the winner's layer table; every trial. Selection is on the
-validation split only; test accuracies are shown for the record, as each run read the test set once.
+trial and rung: accuracies, time, parameters, operations): the best validation accuracy so far against the hours
+the search has run (its stops left out) at each rung; the rungs and promotions; the importance of each searched
+parameter (Optuna's own evaluators, on the first rung's values, where every trial is measured alike); validation
+accuracy against training time, parameters and operations; the winner's layer table and the command that trains
+it for the final hour; every trial. Selection is on the validation split only; test accuracies are shown for the
+record, as each run read the test set once.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import warnings
 from pathlib import Path
 
 import pandas as pd
 
-from cifar_sweep.schema import NETWORK_FILES, RESULT_FILE
+from cifar_sweep.schema import NETWORK_FILES, RESULT_FILE, Status
 
 from .document import Document
 from .formatting import count, engineering, percent, readable
@@ -46,18 +48,21 @@ def trial_runs(study, run_dirs: list[Path]) -> pd.DataFrame:
             record = records.get(run_dir)
             if record is None:
                 continue
+            # A run still training (or left so by a killed sweep) holds the accuracy of its last evaluation, not
+            # of its budget: shown as running, counted in no statistic.
+            ended = record.get("status") != Status.RUNNING
             rows.append(
                 {
                     "trial": trial.number,
                     "state": trial.state.name.lower(),
                     "rung": rung,
                     "time_budget_s": record.get("time_budget_s"),
-                    "val_accuracy": record.get("val_accuracy"),
-                    "test_accuracy": record.get("test_accuracy"),
+                    "val_accuracy": record.get("val_accuracy") if ended else None,
+                    "test_accuracy": record.get("test_accuracy") if ended else None,
                     "params": record.get("params"),
                     "ops_per_image": (record.get("ops_per_image") or {}).get("total"),
                     "train_time_s": record.get("train_time_s"),
-                    "epochs": record.get("epochs"),
+                    "epochs": record.get("epochs") if ended else None,
                     "status": record.get("status"),
                     "finished_at": record.get("finished_at"),
                     "started_at": record.get("started_at"),
@@ -103,7 +108,12 @@ def importances(study, runs: pd.DataFrame) -> pd.DataFrame:
 
     first = runs[(runs["rung"] == 0) & runs["val_accuracy"].notna()]
     trials = {t.number: t for t in study.get_trials(deepcopy=False)}
-    proxy = optuna.create_study(direction="maximize")
+    verbosity = optuna.logging.get_verbosity()
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # not "A new study created in memory" in the user's console
+    try:
+        proxy = optuna.create_study(direction="maximize")
+    finally:
+        optuna.logging.set_verbosity(verbosity)
     for _, row in first.iterrows():
         trial = trials[int(row["trial"])]
         distributions = {
@@ -121,7 +131,10 @@ def importances(study, runs: pd.DataFrame) -> pd.DataFrame:
         "fANOVA": optuna.importance.FanovaImportanceEvaluator(seed=0),
         "PED-ANOVA": optuna.importance.PedAnovaImportanceEvaluator(),
     }
-    columns = {name: optuna.importance.get_param_importances(proxy, evaluator=e) for name, e in evaluators.items()}
+    with warnings.catch_warnings():
+        # PED-ANOVA warns of values tried fewer than twice; the report gives the number of trials beside the table.
+        warnings.filterwarnings("ignore", "Some regimes for parameter", UserWarning)
+        columns = {name: optuna.importance.get_param_importances(proxy, evaluator=e) for name, e in evaluators.items()}
     return pd.DataFrame(columns).fillna(0.0).sort_values("fANOVA", ascending=False)
 
 
@@ -158,15 +171,39 @@ def _overview(doc: Document, study, runs: pd.DataFrame) -> None:
     budgets = sorted(runs["time_budget_s"].dropna().unique())
     started, finished = runs["started_at"].min(), runs["finished_at"].max()
     hours = (finished - started).total_seconds() / 3600 if pd.notna(started) and pd.notna(finished) else math.nan
+    busy = _running_hours(runs)
+    stopped = f" ({busy:.2f} h of it running; the rest, the search was stopped)" if busy < 0.95 * hours else ""
     doc.heading(2, "The search")
     doc.items(
         [
             f"trials asked: {len(study.trials)} ({', '.join(f'{n} {s}' for s, n in states.items())})",
-            f"trials trained: {runs['trial'].nunique()}, runs: {len(runs)}, over {hours:.2f} h of wall-clock",
+            f"trials trained: {runs['trial'].nunique()}, runs: {len(runs)}, over {hours:.2f} h of wall-clock{stopped}",
             "time budgets (rungs): " + (", ".join(f"{b:.0f} s" for b in budgets) if budgets else "none"),
             "selected on: the validation accuracy at the last rung each trial reached; the test set played no part",
         ]
     )
+
+
+def _running_spans(runs: pd.DataFrame) -> list[tuple[pd.Timestamp, pd.Timestamp]]:
+    """When some run of the search was training: the union of the runs' spans, in order."""
+    spans = runs.dropna(subset=["started_at", "finished_at"]).sort_values("started_at")
+    merged: list[tuple[pd.Timestamp, pd.Timestamp]] = []
+    for start, finish in zip(spans["started_at"], spans["finished_at"]):
+        if merged and start <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(merged[-1][1], finish))
+        else:
+            merged.append((start, finish))
+    return merged
+
+
+def _running_hours(runs: pd.DataFrame, until: pd.Timestamp | None = None) -> float:
+    """Hours during which the search was running (until `until`): a search stopped overnight and resumed is
+    measured without the stop."""
+    seconds = 0.0
+    for start, finish in _running_spans(runs):
+        end = finish if until is None else min(finish, until)
+        seconds += max((end - start).total_seconds(), 0.0)
+    return seconds / 3600
 
 
 def _top(runs: pd.DataFrame) -> pd.DataFrame:
@@ -177,24 +214,23 @@ def _top(runs: pd.DataFrame) -> pd.DataFrame:
 def _best_so_far(doc: Document, runs: pd.DataFrame, figures: Path) -> None:
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(9, 4.5), dpi=120)
-    start = runs["started_at"].min()
     rows = []
     for rung, at_rung in runs.dropna(subset=["val_accuracy", "finished_at"]).groupby("rung"):
         ordered = at_rung.sort_values("finished_at")
-        hours = (ordered["finished_at"] - start).dt.total_seconds() / 3600
+        hours = ordered["finished_at"].map(lambda finished: _running_hours(runs, finished))
         best = ordered["val_accuracy"].cummax() * 100
         budget = ordered["time_budget_s"].iloc[0]
         ax.step(hours, best, where="post", marker="o", markersize=3, label=f"rung {rung}: {budget:.0f} s budget")
         rows.append(
             {"rung": rung, "budget": f"{budget:.0f} s", "runs": len(ordered), "best val (%)": percent(best.max() / 100)}
         )
-    ax.set_xlabel("wall-clock since the search started (h)")
+    ax.set_xlabel("hours the search has run (its stops left out)")
     ax.set_ylabel("best validation accuracy so far (%)")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     path = _save(fig, plt, figures / "best_so_far.png")
     doc.heading(2, "Best validation accuracy so far")
-    doc.image(path, "best validation accuracy so far against wall-clock, per rung")
+    doc.image(path, "best validation accuracy so far against the hours the search has run, per rung")
     doc.table(pd.DataFrame(rows))
 
 
@@ -271,7 +307,9 @@ def _trade_offs(doc: Document, runs: pd.DataFrame, figures: Path) -> None:
         ax.set_xlabel(name)
         ax.grid(alpha=0.3)
     panels[0].set_ylabel("validation accuracy (%)")
-    panels[-1].legend(fontsize=8)
+    plotted = [ax for ax in panels if ax.collections]
+    if plotted:  # one legend for all: the panels share their rungs' colours
+        plotted[-1].legend(fontsize=8)
     doc.image(_save(fig, plt, figures / "trade_offs.png"), "validation accuracy against time, parameters, operations")
 
 
@@ -289,7 +327,7 @@ def _winner(doc: Document, runs: pd.DataFrame) -> None:
             f"{count(best['params'])} parameters, {engineering(best['ops_per_image'])} operations per image",
             f"run directory: `{best['run_dir']}`",
         ]
-        + [f"`{name}` = {value}" for name, value in params.items()]
+        + [f"`{name}` = {_plain(value)}" for name, value in params.items()]
     )
     command = final_hour_command(Path(best["run_dir"]))
     if command:
@@ -334,11 +372,20 @@ def final_hour_command(run_dir: Path) -> str | None:
 
 def _every_trial(doc: Document, runs: pd.DataFrame) -> None:
     doc.heading(2, "Every trial")
-    wide = runs.pivot_table(index="trial", columns="rung", values="val_accuracy", aggfunc="first")
-    wide.columns = [f"val @ rung {rung}" for rung in wide.columns]
+    shown_value = [
+        percent(value) if pd.notna(value) else str(status)
+        for value, status in zip(runs["val_accuracy"], runs["status"])
+    ]
+    wide = runs.assign(shown=shown_value).pivot(index="trial", columns="rung", values="shown")
+    wide.columns = [f"val @ rung {rung} (%)" for rung in wide.columns]
     first = runs.sort_values("rung").groupby("trial").first()
     shown = pd.concat([first[["state", "params"]], wide], axis=1).reset_index()
     doc.table(readable(shown))
+
+
+def _plain(value):
+    """A parameter as it was suggested: a whole number that a table of trials turned into a float, whole again."""
+    return int(value) if isinstance(value, float) and value.is_integer() else value
 
 
 def _missing(value) -> bool:

@@ -374,3 +374,61 @@ def test_the_reports_result_is_never_chosen_on_the_test_set_unless_it_says_so():
         choose_result(finals, final='experiment == "nothing"')
     with pytest.raises(ValueError, match="is not a query"):
         choose_result(finals, final="nonsense ==")
+
+
+def test_a_search_report_leaves_out_runs_still_training_and_the_time_the_search_was_stopped(tmp_path):
+    """Two trials at two rungs (120 s, 360 s); the search stopped for ten hours after the first rung, and the
+    second trial's 360 s run still training: its last evaluation is no result at its budget."""
+    import optuna
+
+    from multirun_analysis.search_report import trial_runs, write_search_report
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(direction="maximize", study_name="stopped")
+    lr = optuna.distributions.FloatDistribution(0.01, 1.0, log=True)
+    runs_of = {  # trial -> (start minute, minutes, status, val accuracy) per rung
+        0: [(0, 2, "completed", 0.70), (600, 6, "completed", 0.80)],
+        1: [(2, 2, "completed", 0.75), (606, None, "running", 0.10)],
+    }
+    for number, rungs in runs_of.items():
+        stem = tmp_path / "sweep" / str(number)
+        for (start, minutes, status, val), budget in zip(rungs, (120, 360)):
+            run_dir = tmp_path / "sweep" / f"{number}-{budget // 60}m"
+            run_dir.mkdir(parents=True)
+            began = pd.Timestamp("2026-12-01T00:00:00Z") + pd.Timedelta(minutes=start)
+            ended = began + pd.Timedelta(minutes=minutes) if minutes else None
+            record = {
+                "status": status,
+                "time_budget_s": budget,
+                "val_accuracy": val,
+                "test_accuracy": val - 0.01,
+                "params": 1000 + number,
+                "epochs": 3,
+                "train_time_s": 60.0 * (minutes or 1),
+                "started_at": began.isoformat(),
+                "finished_at": ended.isoformat() if ended is not None else None,
+            }
+            (run_dir / "result.json").write_text(json.dumps(record))
+        study.add_trial(
+            optuna.trial.create_trial(
+                params={"lr": 0.1 * (number + 1)},
+                distributions={"lr": lr},
+                value=0.80 if number == 0 else None,
+                state=optuna.trial.TrialState.COMPLETE if number == 0 else optuna.trial.TrialState.RUNNING,
+                intermediate_values={120: rungs[0][3]},
+                user_attrs={"launched": True, "run_dir_stem": str(stem)},
+            )
+        )
+    run_dirs = sorted((tmp_path / "sweep").iterdir())
+    runs = trial_runs(study, run_dirs)
+    training = runs[(runs["trial"] == 1) & (runs["rung"] == 1)].iloc[0]
+    assert training["status"] == "running" and pd.isna(training["val_accuracy"]) and pd.isna(training["epochs"])
+
+    text = write_search_report(study, run_dirs, tmp_path / "report" / "SEARCH.md").read_text()
+    # 10 h 6 min from the first start to the last end, of which 2 + 2 + 6 minutes ran
+    assert "over 10.10 h of wall-clock (0.17 h of it running; the rest, the search was stopped)" in text
+    rung_rows = [line for line in text.split("## Rungs and promotions")[1].split("![")[0].splitlines()]
+    second = next(line for line in rung_rows if line.startswith("| 1 "))
+    assert [cell.strip() for cell in second.split("|")[5:7]] == ["80.00", "80.00"]  # median and best: the 10% left out
+    every = text.split("## Every trial")[1]
+    assert re.search(r"\| 1 .*\| 75\.00 +\| running +\|", every), every
