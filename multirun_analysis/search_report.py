@@ -26,6 +26,7 @@ from cifar_sweep.schema import NETWORK_FILES, RESULT_FILE, Status
 from .document import Document
 from .formatting import count, engineering, percent, readable
 from .plots import _number_axis, _pyplot, _save
+from .studies import CONF_DIR
 
 TITLE = "Search report"
 
@@ -342,21 +343,20 @@ def _winner(doc: Document, runs: pd.DataFrame) -> None:
         doc.text(network.read_text().split("\n", 1)[-1].strip())
 
 
-# What the final hour changes in a trial's configuration: the settings of experiment=best_250k_cpu, so that the
-# searched network and the hand-designed one are trained alike.
-FINAL_HOUR = (
-    "trainer.time_budget=1h",
-    "data.val_size=0",
-    "trainer.epochs=70",
-    "trainer.eval_every=4",
-    "trainer.test_during_training=true",
-    "trainer.tta=flip_shift",
-)
+def final_hour_overrides() -> list[str]:
+    """What the final hour changes in a trial's configuration: the trainer settings of experiment=best_250k_cpu,
+    read from its file so that the searched network and the hand-designed one stay trained alike, on every
+    training image, the test set read during training as there."""
+    from omegaconf import OmegaConf
+
+    recipe = OmegaConf.load(CONF_DIR / "experiment" / "best_250k_cpu.yaml")
+    trainer = [f"trainer.{key}={value}" for key, value in recipe.trainer.items()]
+    return [*trainer, "data.val_size=0", "trainer.test_during_training=true"]
 
 
 def final_hour_command(run_dir: Path) -> str | None:
     """The command that trains a trial's configuration for the final hour: the overrides its run was given
-    (.hydra/overrides.yaml, its rung's time budget and the trial's bookkeeping aside), then FINAL_HOUR.
+    (.hydra/overrides.yaml, its rung's time budget and the trial's bookkeeping aside), then the hour's.
     None when the run directory lost its overrides."""
     import shlex
 
@@ -367,7 +367,7 @@ def final_hour_command(run_dir: Path) -> str | None:
     except (OSError, yaml.YAMLError):
         return None
     kept = [o for o in overrides if not o.startswith(("trainer.time_budget=", "trial.", "hydra."))]
-    return "cifar-sweep " + " ".join(shlex.quote(o) for o in [*kept, *FINAL_HOUR])
+    return "cifar-sweep " + " ".join(shlex.quote(o) for o in [*kept, *final_hour_overrides()])
 
 
 def _every_trial(doc: Document, runs: pd.DataFrame) -> None:
