@@ -7,6 +7,7 @@
         --out report.md
     multirun-analysis search multirun/arch_250k --storage sqlite:///optuna/arch_250k.db --study arch_250k \\
         --out search/SEARCH.md                                   an Optuna search: rungs, importances, winner
+        [--compare runs/best_250k_cpu-18m]                         runs outside the search, set beside it
 """
 
 from __future__ import annotations
@@ -31,6 +32,13 @@ def main(argv: list[str] | None = None) -> int:
     search.add_argument("--storage", required=True, help="the study's Optuna storage URL")
     search.add_argument("--study", required=True, help="the study name in --storage")
     search.add_argument("--out", required=True, help="SEARCH.md (SEARCH.html and figures/ go beside it)")
+    search.add_argument(
+        "--compare",
+        nargs="+",
+        default=[],
+        help="run directories trained outside the search, set beside it: the hand-designed network under a rung's "
+        "budget on the same split, the final hours",
+    )
     for name in ("table", "plot", "report"):
         sub = commands.add_parser(name)
         sub.add_argument("paths", nargs="+", help="run dirs, multirun dirs or glob patterns")
@@ -113,8 +121,11 @@ def search_report(args, argv: list[str] | None) -> int:
         study = optuna.load_study(study_name=args.study, storage=args.storage)
     except Exception as error:  # a missing study or database: one line
         return _error(f"cannot open study {args.study} in {args.storage}: {error}")
+    compare = find_run_dirs(args.compare)
+    if args.compare and not compare:
+        return _error(f"--compare {' '.join(args.compare)}: no result.json there; name the runs' directories")
     command = " ".join(["multirun-analysis", *(argv if argv is not None else sys.argv[1:])])
-    report = write_search_report(study, find_run_dirs(args.paths), Path(args.out), command=command)
+    report = write_search_report(study, find_run_dirs(args.paths), Path(args.out), command=command, compare=compare)
     print(report)
     print(report.with_suffix(".html"))
     return 0

@@ -13,6 +13,7 @@ import pandas as pd
 import pytest
 
 import multirun_analysis as ma
+from multirun_analysis.formatting import MISSING
 from multirun_analysis.plots import pareto_front
 
 from .helpers import cifar_sweep, private_env, search
@@ -379,17 +380,80 @@ def test_the_reports_result_is_never_chosen_on_the_test_set_unless_it_says_so():
 def test_a_search_report_leaves_out_runs_still_training_and_the_time_the_search_was_stopped(tmp_path):
     """Two trials at two rungs (120 s, 360 s); the search stopped for ten hours after the first rung, and the
     second trial's 360 s run still training: its last evaluation is no result at its budget."""
-    import optuna
-
     from multirun_analysis.search_report import trial_runs, write_search_report
 
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    study = optuna.create_study(direction="maximize", study_name="stopped")
-    lr = optuna.distributions.FloatDistribution(0.01, 1.0, log=True)
     runs_of = {  # trial -> (start minute, minutes, status, val accuracy) per rung
         0: [(0, 2, "completed", 0.70), (600, 6, "completed", 0.80)],
         1: [(2, 2, "completed", 0.75), (606, None, "running", 0.10)],
     }
+    study, run_dirs = _a_searchs_study_and_runs(tmp_path, runs_of)
+    runs = trial_runs(study, run_dirs)
+    training = runs[(runs["trial"] == 1) & (runs["rung"] == 1)].iloc[0]
+    assert training["status"] == "running" and pd.isna(training["val_accuracy"]) and pd.isna(training["epochs"])
+
+    text = write_search_report(study, run_dirs, tmp_path / "report" / "SEARCH.md").read_text()
+    # 10 h 6 min from the first start to the last end, of which 2 + 2 + 6 minutes ran
+    assert "over 10.10 h of wall-clock (0.17 h of it running; the rest, the search was stopped)" in text
+    rung_rows = [line for line in text.split("## Rungs and promotions")[1].split("![")[0].splitlines()]
+    second = next(line for line in rung_rows if line.startswith("| 1 "))
+    assert [cell.strip() for cell in second.split("|")[5:7]] == ["80.00", "80.00"]  # median and best: the 10% left out
+    every = text.split("## Every trial")[1]
+    assert re.search(r"\| 1 .*\| 75\.00 +\| running +\|", every), every
+    assert "## Beside runs outside the search" not in text  # none was given
+
+
+def test_a_search_report_sets_runs_outside_the_search_beside_the_rung_of_their_budget(tmp_path, capsys):
+    """The hand-designed network under the second rung's budget on the same split, and two final hours on every
+    training image: the first beside the search's best at that rung, the hours by their test accuracy."""
+    from multirun_analysis.cli import main
+
+    runs_of = {0: [(0, 2, "completed", 0.70), (2, 6, "completed", 0.80)], 1: [(8, 2, "completed", 0.60)]}
+    storage = f"sqlite:///{tmp_path / 'study.db'}"
+    _a_searchs_study_and_runs(tmp_path, runs_of, storage=storage)
+    outside = {
+        "hand_designed-6m": {"experiment": "best_250k_cpu", "budget": 360, "train": 45000, "val": 0.83, "test": 0.82},
+        "winner-1h": {"experiment": None, "budget": 3600, "train": 50000, "val": None, "test": 0.91},
+    }
+    for name, run in outside.items():
+        (tmp_path / "outside" / name).mkdir(parents=True)
+        record = {
+            "status": "completed",
+            "choices": {"experiment": run["experiment"], "model": "convnet"},
+            "data": {"train_size": run["train"], "val_size": 50000 - run["train"]},
+            "time_budget_s": run["budget"],
+            "epochs": 12,
+            "params": 200000,
+            "val_accuracy": run["val"],
+            "test_accuracy": run["test"],
+            "tta": "none" if run["val"] else "flip_shift",
+        }
+        (tmp_path / "outside" / name / "result.json").write_text(json.dumps(record))
+    out = tmp_path / "report" / "SEARCH.md"
+    arguments = ["search", str(tmp_path / "sweep"), "--storage", storage, "--study", "stopped", "--out", str(out)]
+    assert main([*arguments, "--compare", str(tmp_path / "outside")]) == 0
+    beside = out.read_text().split("## Beside runs outside the search")[1].split("## Every trial")[0]
+    rows = {
+        line.split("|")[1].strip(): [c.strip() for c in line.split("|")[2:-1]]
+        for line in beside.splitlines()
+        if line.startswith("| ") and "---" not in line
+    }
+    # columns: trained, time budget, training images, epochs, params, val, the search's best at the budget, test
+    assert rows["hand_designed-6m"] == ["best_250k_cpu", "360 s", "45,000", "12", "200,000", "83.00", "80.00", "82.00"]
+    assert rows["winner-1h"][1:2] + rows["winner-1h"][5:] == ["3600 s", MISSING, MISSING, "91.00 (flip_shift)"]
+
+    assert main([*arguments, "--compare", str(tmp_path / "nowhere")]) == 2
+    error = capsys.readouterr().err
+    assert "--compare" in error and "no result.json there" in error
+
+
+def _a_searchs_study_and_runs(tmp_path, runs_of: dict, storage: str | None = None) -> tuple:
+    """A study (in memory unless `storage`) with one trial per key of `runs_of` and, under tmp_path/sweep, a run
+    directory per rung (120 s, 360 s budgets): (start minute, minutes or None while training, status, val) each."""
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(direction="maximize", study_name="stopped", storage=storage)
+    lr = optuna.distributions.FloatDistribution(0.01, 1.0, log=True)
     for number, rungs in runs_of.items():
         stem = tmp_path / "sweep" / str(number)
         for (start, minutes, status, val), budget in zip(rungs, (120, 360)):
@@ -419,16 +483,4 @@ def test_a_search_report_leaves_out_runs_still_training_and_the_time_the_search_
                 user_attrs={"launched": True, "run_dir_stem": str(stem)},
             )
         )
-    run_dirs = sorted((tmp_path / "sweep").iterdir())
-    runs = trial_runs(study, run_dirs)
-    training = runs[(runs["trial"] == 1) & (runs["rung"] == 1)].iloc[0]
-    assert training["status"] == "running" and pd.isna(training["val_accuracy"]) and pd.isna(training["epochs"])
-
-    text = write_search_report(study, run_dirs, tmp_path / "report" / "SEARCH.md").read_text()
-    # 10 h 6 min from the first start to the last end, of which 2 + 2 + 6 minutes ran
-    assert "over 10.10 h of wall-clock (0.17 h of it running; the rest, the search was stopped)" in text
-    rung_rows = [line for line in text.split("## Rungs and promotions")[1].split("![")[0].splitlines()]
-    second = next(line for line in rung_rows if line.startswith("| 1 "))
-    assert [cell.strip() for cell in second.split("|")[5:7]] == ["80.00", "80.00"]  # median and best: the 10% left out
-    every = text.split("## Every trial")[1]
-    assert re.search(r"\| 1 .*\| 75\.00 +\| running +\|", every), every
+    return study, sorted((tmp_path / "sweep").iterdir())
