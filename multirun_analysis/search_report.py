@@ -425,12 +425,14 @@ def _shown_tta(other: pd.Series) -> bool:
 def final_hour_overrides() -> list[str]:
     """What the final hour changes in a trial's configuration: the trainer settings of experiment=best_250k_cpu,
     read from its file so that the searched network and the hand-designed one stay trained alike, on every
-    training image, the test set read during training as there."""
+    training image, the test set read during training as there, and the application's own objective (the
+    search's, the validation accuracy, has no validation split to read in the final hour)."""
     from omegaconf import OmegaConf
 
     recipe = OmegaConf.load(CONF_DIR / "experiment" / "best_250k_cpu.yaml")
     trainer = [f"trainer.{key}={value}" for key, value in recipe.trainer.items()]
-    return [*trainer, "data.val_size=0", "trainer.test_during_training=true"]
+    objective = OmegaConf.load(CONF_DIR / "config.yaml").objective
+    return [*trainer, "data.val_size=0", "trainer.test_during_training=true", f"objective={objective}"]
 
 
 def final_hour_command(run_dir: Path) -> str | None:

@@ -476,6 +476,10 @@ def test_rungs_train_the_best_trials_again_under_longer_budgets_and_resume_after
     searched = OmegaConf.load(tmp_path / "sweep" / f"{stems[winner.number]}-4s" / ".hydra" / "config.yaml")
     assert final.model == searched.model and final.optimizer == searched.optimizer
     assert (final.trainer.time_budget, final.data.val_size, final.trainer.tta) == ("1h", 0, "flip_shift")
+    assert final.objective == "test_accuracy"  # the search's val_accuracy has no split to read in the final hour
+    from cifar_sweep.app import check_before_data
+
+    check_before_data(final)  # what the application checks before training: the command starts
     assert out.with_suffix(".html").read_text().count("data:image/png;base64") == 4
 
 
