@@ -125,7 +125,10 @@ def search_report(args, argv: list[str] | None) -> int:
     if args.compare and not compare:
         return _error(f"--compare {' '.join(args.compare)}: no result.json there; name the runs' directories")
     command = " ".join(["multirun-analysis", *(argv if argv is not None else sys.argv[1:])])
-    report = write_search_report(study, find_run_dirs(args.paths), Path(args.out), command=command, compare=compare)
+    try:
+        report = write_search_report(study, find_run_dirs(args.paths), Path(args.out), command=command, compare=compare)
+    except ValueError as error:  # a --compare run whose result.json cannot be read: before any file
+        return _error(error.args[0])
     print(report)
     print(report.with_suffix(".html"))
     return 0

@@ -50,22 +50,14 @@ def trial_runs(study, run_dirs: list[Path]) -> pd.DataFrame:
             record = records.get(run_dir)
             if record is None:
                 continue
-            # A run still training (or left so by a killed sweep) holds the accuracy of its last evaluation, not
-            # of its budget: shown as running, counted in no statistic.
-            ended = record.get("status") != Status.RUNNING
             rows.append(
                 {
                     "trial": trial.number,
                     "state": trial.state.name.lower(),
                     "rung": rung,
-                    "time_budget_s": record.get("time_budget_s"),
-                    "val_accuracy": record.get("val_accuracy") if ended else None,
-                    "test_accuracy": record.get("test_accuracy") if ended else None,
-                    "params": record.get("params"),
+                    **_outcome(record),
                     "ops_per_image": (record.get("ops_per_image") or {}).get("total"),
                     "train_time_s": record.get("train_time_s"),
-                    "epochs": record.get("epochs") if ended else None,
-                    "status": record.get("status"),
                     "finished_at": record.get("finished_at"),
                     "started_at": record.get("started_at"),
                     "run_dir": run_dir,
@@ -77,6 +69,20 @@ def trial_runs(study, run_dirs: list[Path]) -> pd.DataFrame:
         for column in ("finished_at", "started_at"):
             frame[column] = pd.to_datetime(frame[column], utc=True, errors="coerce")
     return frame
+
+
+def _outcome(record: dict) -> dict:
+    """A run's result as the report counts it. A run still training (or left so by a killed sweep) holds the
+    accuracy of its last evaluation, not of its budget: shown as running, with no accuracy or epochs to count."""
+    ended = record.get("status") != Status.RUNNING
+    return {
+        "status": record.get("status"),
+        "time_budget_s": record.get("time_budget_s"),
+        "params": record.get("params"),
+        "epochs": record.get("epochs") if ended else None,
+        "val_accuracy": record.get("val_accuracy") if ended else None,
+        "test_accuracy": record.get("test_accuracy") if ended else None,
+    }
 
 
 def _was_retried(trial, study) -> bool:
@@ -142,27 +148,29 @@ def importances(study, runs: pd.DataFrame) -> pd.DataFrame:
 
 def compared_runs(run_dirs: list[Path]) -> pd.DataFrame:
     """One row per run trained outside the search, to set beside it: what it trained (its experiment, else its
-    model), under which budget, on how many images, and its accuracies (none while it is still training)."""
+    model), under which budget, on how many images, and its accuracies (none while it is still training).
+    Raises ValueError, naming the file, when a run's result.json cannot be read: these runs were asked for."""
     rows = []
-    for run_dir in run_dirs:
-        record = json.loads((Path(run_dir) / RESULT_FILE).read_text())
+    for run_dir in map(Path, run_dirs):
+        try:
+            record = json.loads((run_dir / RESULT_FILE).read_text())
+        except (OSError, ValueError) as error:
+            raise ValueError(
+                f"--compare {run_dir}: its {RESULT_FILE} cannot be read ({error}); leave it out or name another run"
+            ) from error
         choices, data = record.get("choices") or {}, record.get("data") or {}
-        ended = record.get("status") != Status.RUNNING
         rows.append(
             {
-                "run": Path(run_dir).name,
+                "run": run_dir.name,
                 "trained": choices.get("experiment") or choices.get("model"),
-                "time_budget_s": record.get("time_budget_s"),
                 "train_images": data.get("train_size"),
-                "epochs": record.get("epochs") if ended else None,
-                "params": record.get("params"),
-                "val_accuracy": record.get("val_accuracy") if ended else None,
-                "test_accuracy": record.get("test_accuracy") if ended else None,
                 "tta": record.get("tta"),
-                "status": record.get("status"),
+                **_outcome(record),
             }
         )
-    return pd.DataFrame(rows)
+    # Named columns even without a run (the outcome's keys from an empty record): the sections that read them
+    # need no case of their own.
+    return pd.DataFrame(rows, columns=["run", "trained", "train_images", "tta", *_outcome({})])
 
 
 def write_search_report(
@@ -261,8 +269,7 @@ def _best_so_far(doc: Document, runs: pd.DataFrame, figures: Path, others: pd.Da
             {"rung": rung, "budget": f"{budget:.0f} s", "runs": len(ordered), "best val (%)": percent(best.max() / 100)}
         )
     # A run outside the search on the same split, under a rung's budget: the bar that rung's trials had to clear.
-    with_val = others.dropna(subset=["val_accuracy"]) if not others.empty else others
-    for _, other in with_val.iterrows():
+    for _, other in others.dropna(subset=["val_accuracy"]).iterrows():
         ax.axhline(
             other["val_accuracy"] * 100,
             linestyle="--",
@@ -419,7 +426,7 @@ def _beside(doc: Document, runs: pd.DataFrame, others: pd.DataFrame) -> None:
 
 
 def _shown_tta(other: pd.Series) -> bool:
-    return pd.notna(other["test_accuracy"]) and other["tta"] not in (None, "none") and not _missing(other["tta"])
+    return pd.notna(other["test_accuracy"]) and not _missing(other["tta"]) and other["tta"] != "none"
 
 
 def final_hour_overrides() -> list[str]:

@@ -403,8 +403,9 @@ def test_a_search_report_leaves_out_runs_still_training_and_the_time_the_search_
 
 
 def test_a_search_report_sets_runs_outside_the_search_beside_the_rung_of_their_budget(tmp_path, capsys):
-    """The hand-designed network under the second rung's budget on the same split, and two final hours on every
-    training image: the first beside the search's best at that rung, the hours by their test accuracy."""
+    """The hand-designed network under the second rung's budget on the same split, and a final hour on every
+    training image: the first beside the search's best at that rung, the hour by its test accuracy. A --compare
+    path without a run, or a run whose result.json is broken: one line, no report written."""
     from multirun_analysis.cli import main
 
     runs_of = {0: [(0, 2, "completed", 0.70), (2, 6, "completed", 0.80)], 1: [(8, 2, "completed", 0.60)]}
@@ -444,6 +445,13 @@ def test_a_search_report_sets_runs_outside_the_search_beside_the_rung_of_their_b
     assert main([*arguments, "--compare", str(tmp_path / "nowhere")]) == 2
     error = capsys.readouterr().err
     assert "--compare" in error and "no result.json there" in error
+
+    (tmp_path / "outside" / "winner-1h" / "result.json").write_text("{ half written")
+    other_out = tmp_path / "broken" / "SEARCH.md"
+    assert main([*arguments[:-1], str(other_out), "--compare", str(tmp_path / "outside")]) == 2
+    error = capsys.readouterr().err
+    assert "winner-1h" in error and "cannot be read" in error and len(error.strip().splitlines()) == 1
+    assert not other_out.exists()
 
 
 def _a_searchs_study_and_runs(tmp_path, runs_of: dict, storage: str | None = None) -> tuple:
