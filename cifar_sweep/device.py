@@ -6,14 +6,13 @@ its switches into decisions, `apply` sets the backends, `describe` is what resul
 
 from __future__ import annotations
 
-import functools
-import os
 import platform
 from dataclasses import dataclass
 
 import torch
 
 from .errors import ConfigError
+from .machines import cpu_flags, this_machine
 
 
 @dataclass
@@ -165,15 +164,10 @@ def pick_autocast(value: str, device: torch.device) -> torch.dtype | None:
     raise ConfigError(f"runtime.amp={value} must be auto (bf16 where the device has it natively), bf16 or off")
 
 
-@functools.cache
 def cpu_bf16_features() -> tuple[str, ...]:
-    """The processor's native bf16 instruction sets, from the kernel's CPU flags (Linux); () elsewhere. Read once:
-    the choice of precision, the console line and result.json all ask."""
-    try:
-        with open("/proc/cpuinfo") as f:
-            flags = next((line.split(":", 1)[1].split() for line in f if line.startswith("flags")), [])
-    except OSError:
-        return ()
+    """The processor's native bf16 instruction sets, from the kernel's CPU flags (Linux); () elsewhere: the choice
+    of precision, the console line and result.json all ask."""
+    flags = cpu_flags()
     return tuple(flag for flag in BF16_FLAGS if flag in flags)
 
 
@@ -207,13 +201,12 @@ def describe_precision(runtime: Runtime, amp: str) -> str:
 
 
 def describe_hardware(device: torch.device) -> dict:
-    info = {
+    """result.json's `hardware`: the machine (cifar_sweep.machines, which labels it) and how torch runs on it."""
+    gpu = torch.cuda.get_device_name(device) if device.type == "cuda" else None
+    return {
         "device": str(device),
         "torch": torch.__version__,
         "threads": torch.get_num_threads(),
         "cpu": platform.processor() or platform.machine(),
-        "cpu_count": os.cpu_count(),
+        **this_machine(gpu),
     }
-    if device.type == "cuda":
-        info["gpu"] = torch.cuda.get_device_name(device)
-    return info

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from cifar_sweep.machines import machine_label
 from cifar_sweep.schema import NETWORK_FILES, RESULT_FILE, Status
 
 from .document import Document
@@ -82,6 +83,7 @@ def _outcome(record: dict) -> dict:
         "epochs": record.get("epochs") if ended else None,
         "val_accuracy": record.get("val_accuracy") if ended else None,
         "test_accuracy": record.get("test_accuracy") if ended else None,
+        "machine": machine_label(record),
     }
 
 
@@ -190,6 +192,7 @@ def write_search_report(
         doc.text("No trial of this study has a run directory with a result yet.")
         return _write(doc, out)
     _overview(doc, study, runs)
+    _machines(doc, runs)
     _best_so_far(doc, runs, figures, others)
     _rungs(doc, runs, figures)
     _importances(doc, study, runs, figures)
@@ -222,6 +225,37 @@ def _overview(doc: Document, study, runs: pd.DataFrame) -> None:
             "selected on: the validation accuracy at the last rung each trial reached; the test set played no part",
         ]
     )
+
+
+def _machines(doc: Document, runs: pd.DataFrame) -> None:
+    """Which machines the runs trained on. Under a time budget the machine is part of the result: a search whose
+    trials ran on machines of different speeds ranked and promoted the machines as much as the networks."""
+    machines = runs["machine"].dropna().unique()
+    if len(machines) == 1:
+        doc.text(f"Every run trained on one machine: {machines[0]}.")
+    if len(machines) <= 1:
+        return
+    doc.heading(2, "Machines: the trials are not comparable")
+    doc.text(
+        f"**The runs of this search trained on {len(machines)} different machines.** Under a time budget a faster "
+        "machine trains more epochs, so accuracies, ranks and promotions across machines compare the machines as "
+        "much as the networks. Rerun the search on one machine (the sweeper stops a search resumed on another one "
+        "unless `hydra.sweeper.allow_mixed_machines=true`), or compare trials within one machine only."
+    )
+    rows = []
+    for (machine, rung), at in runs.groupby(["machine", "rung"]):
+        rows.append(
+            {
+                "machine": machine,
+                "rung": rung,
+                "time budget": f"{at['time_budget_s'].iloc[0]:.0f} s",
+                "runs": len(at),
+                "trials": ", ".join(str(t) for t in sorted(at["trial"].unique())),
+                "median epochs": f"{at['epochs'].median():.0f}",
+                "median val (%)": percent(at["val_accuracy"].median()),
+            }
+        )
+    doc.table(pd.DataFrame(rows))
 
 
 def _running_spans(runs: pd.DataFrame) -> list[tuple[pd.Timestamp, pd.Timestamp]]:
@@ -396,18 +430,22 @@ def _winner(doc: Document, runs: pd.DataFrame) -> None:
 
 
 def _beside(doc: Document, runs: pd.DataFrame, others: pd.DataFrame) -> None:
-    """Runs outside the search, each beside the search's best validation accuracy under the same time budget."""
+    """Runs outside the search, each beside the search's best validation accuracy under the same time budget on the
+    same machine."""
     if others.empty:
         return
     doc.heading(2, "Beside runs outside the search")
     doc.text(
         "Runs trained outside the search: with a validation split, under a rung's budget, each is compared with the "
-        "best trial at that rung (the same split, the same time); without one (the final hours, on every training "
-        "image), their test accuracy is the result, read once."
+        "best trial at that rung on the same machine (the same split, the same time); without one (the final hours, "
+        "on every training image), their test accuracy is the result, read once."
     )
     rows = []
     for _, other in others.iterrows():
-        same_budget = runs[(runs["time_budget_s"] == other["time_budget_s"])]["val_accuracy"].dropna()
+        # the same budget on the same machine: elsewhere the budget buys other epochs
+        same_machine = runs["machine"].isna() if _missing(other["machine"]) else runs["machine"] == other["machine"]
+        same_budget = runs[(runs["time_budget_s"] == other["time_budget_s"]) & same_machine]
+        same_budget = same_budget["val_accuracy"].dropna()
         searched = same_budget.max() if not same_budget.empty and pd.notna(other["val_accuracy"]) else None
         rows.append(
             {
@@ -418,8 +456,9 @@ def _beside(doc: Document, runs: pd.DataFrame, others: pd.DataFrame) -> None:
                 "epochs": count(other["epochs"]),
                 "params": count(other["params"]),
                 "val (%)": percent(other["val_accuracy"]) if other["status"] != Status.RUNNING else "running",
-                "search's best val at this budget (%)": percent(searched),
+                "search's best val at this budget, on this machine (%)": percent(searched),
                 "test (%)": percent(other["test_accuracy"]) + (f" ({other['tta']})" if _shown_tta(other) else ""),
+                "machine": "not recorded" if _missing(other["machine"]) else other["machine"],
             }
         )
     doc.table(pd.DataFrame(rows))

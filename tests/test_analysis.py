@@ -438,9 +438,12 @@ def test_a_search_report_sets_runs_outside_the_search_beside_the_rung_of_their_b
         for line in beside.splitlines()
         if line.startswith("| ") and "---" not in line
     }
-    # columns: trained, time budget, training images, epochs, params, val, the search's best at the budget, test
-    assert rows["hand_designed-6m"] == ["best_250k_cpu", "360 s", "45,000", "12", "200,000", "83.00", "80.00", "82.00"]
-    assert rows["winner-1h"][1:2] + rows["winner-1h"][5:] == ["3600 s", MISSING, MISSING, "91.00 (flip_shift)"]
+    # columns: trained, time budget, training images, epochs, params, val, the search's best at the budget, test,
+    # machine (these records name none, as the trials' do not: the same unknown machine)
+    assert rows["hand_designed-6m"] == [
+        *("best_250k_cpu", "360 s", "45,000", "12", "200,000", "83.00", "80.00", "82.00", "not recorded")
+    ]
+    assert rows["winner-1h"][1:2] + rows["winner-1h"][5:8] == ["3600 s", MISSING, MISSING, "91.00 (flip_shift)"]
 
     assert main([*arguments, "--compare", str(tmp_path / "nowhere")]) == 2
     error = capsys.readouterr().err
@@ -454,9 +457,44 @@ def test_a_search_report_sets_runs_outside_the_search_beside_the_rung_of_their_b
     assert not other_out.exists()
 
 
-def _a_searchs_study_and_runs(tmp_path, runs_of: dict, storage: str | None = None) -> tuple:
+AVX2 = {"device": "cpu", "cpu_model": "AMD EPYC", "cpu_flags": ["avx2"], "cpu_count": 2}
+AMX = {"device": "cpu", "cpu_model": "Intel Xeon", "cpu_flags": ["avx2", "avx512f", "amx_bf16"], "cpu_count": 2}
+
+
+def test_a_search_report_says_when_its_trials_trained_on_different_machines(tmp_path):
+    """Under a time budget a faster machine trains more epochs: trials on two machines are flagged, each machine's
+    runs counted apart, and a run outside the search is set beside the best trial of its budget on its machine."""
+    from multirun_analysis.search_report import write_search_report
+
+    runs_of = {0: [(0, 2, "completed", 0.70), (2, 6, "completed", 0.80)], 1: [(8, 2, "completed", 0.85)]}
+    study, run_dirs = _a_searchs_study_and_runs(tmp_path, runs_of, hardware_of={0: AMX, 1: AVX2})
+    outside = tmp_path / "outside" / "hand-6m"
+    outside.mkdir(parents=True)
+    record = {"status": "completed", "time_budget_s": 360, "val_accuracy": 0.83, "hardware": AVX2}
+    (outside / "result.json").write_text(json.dumps(record))
+    text = write_search_report(study, run_dirs, tmp_path / "report" / "SEARCH.md", compare=[outside]).read_text()
+    machines = text.split("## Machines: the trials are not comparable")[1].split("## ")[0]
+    assert "on 2 different machines" in machines
+    rows = [[c.strip() for c in line.split("|")[1:6]] for line in machines.splitlines() if line.startswith("| ")]
+    assert ["AMD EPYC (avx2), 2 cores", "0", "120 s", "1", "1"] in rows
+    assert ["Intel Xeon (avx2, avx512f, amx_bf16), 2 cores", "1", "360 s", "1", "0"] in rows
+    beside = text.split("## Beside runs outside the search")[1].split("## Every trial")[0]
+    hand = next(line for line in beside.splitlines() if line.startswith("| hand-6m"))
+    # trial 0's 80% at 360 s ran on the other machine: no trial of the search is its match
+    assert [c.strip() for c in hand.split("|")[7:9]] == ["83.00", MISSING], hand
+
+    one = tmp_path / "one"
+    study, run_dirs = _a_searchs_study_and_runs(one, runs_of, hardware_of={0: AVX2, 1: AVX2})
+    text = write_search_report(study, run_dirs, one / "report" / "SEARCH.md").read_text()
+    assert "Every run trained on one machine: AMD EPYC (avx2), 2 cores." in text and "## Machines" not in text
+
+
+def _a_searchs_study_and_runs(
+    tmp_path, runs_of: dict, storage: str | None = None, hardware_of: dict | None = None
+) -> tuple:
     """A study (in memory unless `storage`) with one trial per key of `runs_of` and, under tmp_path/sweep, a run
-    directory per rung (120 s, 360 s budgets): (start minute, minutes or None while training, status, val) each."""
+    directory per rung (120 s, 360 s budgets): (start minute, minutes or None while training, status, val) each.
+    `hardware_of`: trial -> the `hardware` its runs' records give."""
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -479,6 +517,7 @@ def _a_searchs_study_and_runs(tmp_path, runs_of: dict, storage: str | None = Non
                 "train_time_s": 60.0 * (minutes or 1),
                 "started_at": began.isoformat(),
                 "finished_at": ended.isoformat() if ended is not None else None,
+                "hardware": (hardware_of or {}).get(number),
             }
             (run_dir / "result.json").write_text(json.dumps(record))
         study.add_trial(
