@@ -539,3 +539,85 @@ def test_the_overnight_search_proposes_networks_that_fill_the_share_of_the_budge
         history = record["history"]
         assert all(entry["test_accuracy"] is None for entry in history[:-1])  # JSON null: never evaluated
         assert history[-1]["test_accuracy"] is not None and trial.value == record["val_accuracy"]
+
+
+def test_a_study_resumed_on_another_machine_stops_before_it_trains(tmp_path, app_env, data_archive):
+    """Under a time budget a faster machine trains more epochs: the study records the machine its runs trained on
+    (each trial's too), and a sweep that would train on another one stops with one line before it launches
+    anything, unless hydra.sweeper.allow_mixed_machines=true; then the odd trial is noted and warned about."""
+    from cifar_sweep.machines import machine_label
+
+    args = search(tmp_path, data_archive, "trainer.epochs=1", "hydra.sweeper.n_trials=1")
+    done = cifar_sweep(*args, env=app_env, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    study = study_in(tmp_path)
+    (trial,) = study.get_trials()
+    record = json.loads((Path(trial.user_attrs["run_dir"]) / "result.json").read_text())
+    here = machine_label(record)
+    assert here and study.user_attrs["machine"] == trial.user_attrs["machine"] == here
+    assert record["hardware"]["cpu_flags"] == [
+        f for f in ("avx2", "avx512f", "avx512_bf16", "amx_bf16") if f in Path("/proc/cpuinfo").read_text().split()
+    ]
+
+    elsewhere = "Some Other CPU (amx_bf16), 64 cores"
+    study.set_user_attr("machine", elsewhere)  # as if its runs so far had trained there
+    more = search(tmp_path, data_archive, "trainer.epochs=1", "hydra.sweeper.n_trials=2")
+    refused = cifar_sweep(*more, env=app_env, cwd=tmp_path)
+    assert refused.returncode == 1, refused.stderr[-2000:]
+    error = [line for line in refused.stderr.splitlines() if line.startswith("cifar-sweep: error:")]
+    assert len(error) == 1 and elsewhere in error[0] and "allow_mixed_machines=true" in error[0], refused.stderr
+    assert "Traceback" not in refused.stderr and len(study_in(tmp_path).get_trials()) == 1  # nothing asked
+
+    allowed = cifar_sweep(*more, "hydra.sweeper.allow_mixed_machines=true", env=app_env, cwd=tmp_path)
+    assert allowed.returncode == 0, allowed.stderr[-3000:]
+    study = study_in(tmp_path)
+    assert [t.user_attrs["machine"] for t in study.get_trials()] == [here, here]
+    assert study.user_attrs["machine"] == elsewhere  # the study's machine is its first runs'
+    assert "under a time budget they are not comparable" in allowed.stdout + allowed.stderr
+
+
+def test_enqueued_configurations_are_tried_first_once_and_checked_before_the_study(tmp_path, app_env, data_archive):
+    """hydra.sweeper.enqueue: a known configuration is the first trial (the names it leaves out sampled), a resumed
+    sweep does not enqueue it again, and a name the search does not sample or a value outside its space is one
+    line before the study is touched."""
+    known = "hydra.sweeper.enqueue=[{model.block:residual,optimizer.lr:0.02}]"
+    done = cifar_sweep(
+        *search(tmp_path, data_archive, "trainer.epochs=1", "hydra.sweeper.n_trials=2", known),
+        env=app_env,
+        cwd=tmp_path,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert not warnings_in(done), warnings_in(done)
+    first, second = study_in(tmp_path).get_trials()
+    assert first.params["model.block"] == "residual" and first.params["optimizer.lr"] == 0.02
+    assert {"model.widths", "model.batch_norm"} <= set(first.params)  # the rest sampled
+    record = json.loads((Path(first.user_attrs["run_dir"]) / "result.json").read_text())
+    assert record["config"]["model"]["block"] == "residual" and record["config"]["optimizer"]["lr"] == 0.02
+    assert second.state == optuna.trial.TrialState.COMPLETE
+
+    again = cifar_sweep(
+        *search(tmp_path, data_archive, "trainer.epochs=1", "hydra.sweeper.n_trials=3", known),
+        env=app_env,
+        cwd=tmp_path,
+    )
+    assert again.returncode == 0, again.stderr[-3000:]
+    trials = study_in(tmp_path).get_trials()
+    assert len(trials) == 3 and sum("fixed_params" in t.system_attrs for t in trials) == 1
+
+    bad = {
+        "hydra.sweeper.enqueue=[{optimzer.lr:0.02}]": "optimzer.lr is not a parameter this search samples",
+        "hydra.sweeper.enqueue=[{optimizer.lr:0.5}]": "optimizer.lr=0.5 is outside its search space",
+        "hydra.sweeper.enqueue=[{model.block:dense}]": "model.block=dense is outside its search space",
+        "hydra.sweeper.enqueue={optimizer.lr:0.02}": "hydra.sweeper.enqueue must be a list of mappings",
+        # a custom search space's parameter exists only where its function suggests it
+        "hydra.sweeper.enqueue=[{blocks_of_stage_3:2}]": "blocks_of_stage_3 is not a parameter this search samples",
+    }
+    two_stages = ("hydra.sweeper.params={model.widths: 'choice([8,16])'}", CONDITIONAL[1])
+    for override, message in bad.items():
+        extra = two_stages if "stage_3" in override else ()
+        refused = cifar_sweep(
+            *search(tmp_path, data_archive, "hydra.sweeper.n_trials=4", override, *extra), env=app_env, cwd=tmp_path
+        )
+        errors = [line for line in refused.stderr.splitlines() if line.startswith("cifar-sweep: error:")]
+        assert refused.returncode == 1 and len(errors) == 1 and message in errors[0], refused.stderr[-2000:]
+        assert "Traceback" not in refused.stderr and len(study_in(tmp_path).get_trials()) == 3  # untouched

@@ -49,10 +49,18 @@ class CifarOptunaSweeperConf:
     rungs: Any = None
     params: Any = None  # key -> override grammar: choice(...), range(...), interval(...), tag(log, interval(...))
     custom_search_space: Any = None  # "module.function": called with (cfg, trial) to suggest conditional params
+    # Trials to try first, each a mapping of searched parameter -> value (the names of `params` and of the custom
+    # search space's suggestions; a name left out is sampled): a known good configuration starts the search, and the
+    # sampler searches around it. Enqueued once: a resumed study does not enqueue them again.
+    enqueue: Any = None
     # The parameter budget: trials over it are told to Optuna as infeasible and never launched.
     # null: each trial's own budget.max_params (the app's, 250,000 by default).
     max_params: Any = None
     max_consecutive_rejections: int = 100
+    # Under a time budget a faster machine trains more epochs: a study records the machine its runs train on, and a
+    # sweep on another machine (with a launcher that trains here) stops before it launches anything, unless this is
+    # true (a search across machines of one kind that labels apart, knowingly).
+    allow_mixed_machines: bool = False
     # A killed sweep leaves its trial RUNNING; with no heartbeat for grace_period_s it is failed and retried.
     heartbeat_interval_s: int = 30
     grace_period_s: int = 90

@@ -49,6 +49,7 @@ from optuna.trial import TrialState
 
 from cifar_sweep import run_dirs
 from cifar_sweep.errors import ConfigError
+from cifar_sweep.machines import machine_label
 from cifar_sweep.passwords import hide_passwords
 from cifar_sweep.private_apis import heartbeat_enabled, record_constraints, record_trial_heartbeat
 from cifar_sweep.rungs import Rungs
@@ -56,6 +57,9 @@ from cifar_sweep.schema import RESULT_FILE, Status
 
 log = logging.getLogger(__name__)
 LAUNCHED = "launched"  # user attribute of every trial that was actually trained
+MACHINE = "machine"  # user attribute: the machine a trial's last run trained on; the study's, from its first run
+# Launchers whose jobs train on this machine: a sweep through them can check the machine before it launches.
+LOCAL_LAUNCHERS = ("BasicLauncher", "JoblibLauncher", "LocalLauncher")
 NAMED_CONSTRAINT = "params_over_budget"  # the constraint's name in studies written before the dashboard could show it
 # What a database says when two workers create Optuna's tables or the study at the same moment.
 CREATION_RACES = ("IntegrityError", "UniqueViolation", "DuplicateTable", "already exists")
@@ -133,6 +137,26 @@ def _plain(value: Any) -> Any:
     return value if value is None or isinstance(value, (bool, int, float, str)) else str(value)
 
 
+def _within(distribution: BaseDistribution, value: Any) -> bool:
+    """Whether `value` is one the distribution can propose: one of its choices, or a number in its range and step."""
+    if isinstance(distribution, CategoricalDistribution):
+        return any(type(value) is type(choice) and value == choice for choice in distribution.choices)
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    if not distribution.low <= value <= distribution.high:
+        return False
+    step = getattr(distribution, "step", None)
+    return step is None or math.isclose((value - distribution.low) / step, round((value - distribution.low) / step))
+
+
+def _stop_outside(name: str, value: Any, distribution: BaseDistribution) -> None:
+    if not _within(distribution, value):
+        _stop(
+            f"hydra.sweeper.enqueue: {name}={value} is outside its search space ({distribution}): "
+            f"widen the search space (hydra.sweeper.params, or its custom_search_space) or enqueue a value inside it"
+        )
+
+
 def _as_override(key: str, value: Any) -> str:
     if isinstance(value, float):
         return f"{key}={value!r}"
@@ -193,6 +217,8 @@ class CifarOptunaSweeper(Sweeper):
         grace_period_s: int,
         pruner: Any = None,
         rungs: Any = None,
+        allow_mixed_machines: bool = False,
+        enqueue: Any = None,
     ):
         self.sampler_conf, self.pruner_conf = sampler, pruner
         self.rungs_conf = rungs
@@ -210,6 +236,9 @@ class CifarOptunaSweeper(Sweeper):
         self.max_params = max_params
         self.max_consecutive_rejections = max_consecutive_rejections
         self.heartbeat_interval_s, self.grace_period_s = heartbeat_interval_s, grace_period_s
+        self.allow_mixed_machines = allow_mixed_machines
+        # checked in sweep(), where a bad value can stop the sweep with one line
+        self.enqueue = OmegaConf.to_container(enqueue) if OmegaConf.is_config(enqueue) else (enqueue or [])
 
     def setup(self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig) -> None:
         self.hydra_context = hydra_context
@@ -316,7 +345,10 @@ class CifarOptunaSweeper(Sweeper):
         with rungs, until every trial has trained as far as it was promoted."""
         self.rungs = self._checked_rungs()
         space = search_space([f"{k}={v}" for k, v in self.params.items()] + list(arguments))
+        self._check_enqueued(space)
         study = self._open_study(space.distributions)
+        self._check_machine(study)
+        self._enqueue(study)
         self.sweep_dir.mkdir(parents=True, exist_ok=True)
         log.info(
             "study %s in %s: %d of %d trials launched so far%s",
@@ -343,6 +375,113 @@ class CifarOptunaSweeper(Sweeper):
             self._write_best(study)
         self._write_best(study)
         return returns
+
+    # ------------------------------------------------------------------ trials to try first
+
+    def _check_enqueued(self, space: SearchSpace) -> None:
+        """Each enqueued configuration, asked on a study in memory as the sweep will ask it: a name that is no searched
+        parameter of it, or a value outside that parameter's space, stops the sweep with one line before the study
+        is touched (Optuna would ignore the one and warn of the other, and the sampler learn from a value it
+        cannot propose)."""
+        if not isinstance(self.enqueue, list) or not all(isinstance(params, dict) for params in self.enqueue):
+            _stop(
+                "hydra.sweeper.enqueue must be a list of mappings, searched parameter -> value, e.g. "
+                "[{optimizer: muon, schedule.peak: 0.2}]"
+            )
+        verbosity = optuna.logging.get_verbosity()
+        optuna.logging.set_verbosity(optuna.logging.WARNING)  # no "A new study created in memory": it is no study
+        try:
+            probe = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+        finally:
+            optuna.logging.set_verbosity(verbosity)
+        for params in self.enqueue:
+            for name, value in params.items():  # the params' own first: Optuna cannot even ask with a wrong choice
+                if name in space.distributions:
+                    _stop_outside(name, value, space.distributions[name])
+            probe.enqueue_trial(params)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # a value out of range: said below, in one line
+                trial = probe.ask(space.distributions)
+                overrides = space.fixed + [_as_override(name, trial.params[name]) for name in space.distributions]
+                try:
+                    if self.custom_search_space:
+                        self._custom(trial, overrides)
+                except ValueError as error:  # a value none of a custom parameter's choices
+                    _stop(f"hydra.sweeper.enqueue: {params}: {error} (hydra.sweeper.custom_search_space's choices)")
+            searched = trial.distributions
+            for name, value in params.items():
+                if name not in searched:
+                    _stop(
+                        f"hydra.sweeper.enqueue: {name} is not a parameter this search samples for {params} (it "
+                        f"samples {', '.join(sorted(searched))}): fix the name, or search it in hydra.sweeper.params"
+                    )
+                _stop_outside(name, value, searched[name])
+
+    def _enqueue(self, study: optuna.Study) -> None:
+        """The configurations to try first, as waiting trials; one the study already holds (a resumed sweep) is not
+        enqueued again."""
+        before = len(study.get_trials(deepcopy=False))
+        for params in self.enqueue:
+            study.enqueue_trial(params, skip_if_exists=True)
+        added = len(study.get_trials(deepcopy=False)) - before
+        if self.enqueue:
+            log.info(
+                "hydra.sweeper.enqueue: %d configuration(s) to try first, %d of them new to the study",
+                len(self.enqueue),
+                added,
+            )
+
+    # ------------------------------------------------------------------ the machine
+
+    def _check_machine(self, study: optuna.Study) -> None:
+        """Stop a sweep that would train on another machine than the study's runs so far (see machine_label): its
+        time-budgeted runs would not be comparable with theirs. Launchers that train elsewhere (SLURM) are checked
+        after each run instead (_note_machine)."""
+        recorded = study.user_attrs.get(MACHINE)
+        if recorded is None or self.allow_mixed_machines or not self._trains_here():
+            return
+        try:
+            here = self._this_machine()
+        except ConfigError:  # runtime.device names no device here: each run says so as it starts
+            return
+        if here != recorded:
+            _stop(
+                f"the study {self.study_name} trained its runs on {recorded}, this machine is {here}: under a time "
+                f"budget their results would not be comparable; resume it on that machine, start another study "
+                f"(hydra.sweeper.study_name=...), or set hydra.sweeper.allow_mixed_machines=true"
+            )
+
+    def _trains_here(self) -> bool:
+        launcher = str(OmegaConf.select(self.config, "hydra.launcher._target_", default=""))
+        return launcher.endswith(LOCAL_LAUNCHERS)
+
+    def _this_machine(self) -> str | None:
+        """The label a run trained by this process's launcher would record."""
+        from cifar_sweep.device import describe_hardware, pick_device
+
+        device = pick_device(str(OmegaConf.select(self.config, "runtime.device", default="auto")))
+        return machine_label({"hardware": describe_hardware(device)})
+
+    def _note_machine(self, study: optuna.Study, trial: optuna.Trial, run_dir: Any) -> None:
+        """Record the machine a run trained on (the trial's user attribute `machine`; the study's, from its first
+        run), and warn when it is not the study's."""
+        try:
+            label = machine_label(run_dirs.read_record(Path(str(run_dir))) or {})
+        except ConfigError:  # a record that cannot be read: the run's outcome says so, not this note
+            return
+        if label is None:  # a run that wrote no record
+            return
+        trial.set_user_attr(MACHINE, label)
+        recorded = study.user_attrs.get(MACHINE)
+        if recorded is None:
+            study.set_user_attr(MACHINE, label)
+        elif label != recorded:
+            log.warning(
+                "trial %d trained on %s, the study's runs on %s: under a time budget they are not comparable",
+                trial.number,
+                label,
+                recorded,
+            )
 
     def _checked_rungs(self) -> Rungs | None:
         if self.rungs_conf is None:
@@ -636,6 +775,8 @@ class CifarOptunaSweeper(Sweeper):
         """Tell Optuna how the trial's job ended (with rungs: go on to the next rung, or not); returns 1 for a
         failure. Never a made-up value."""
         run_dir = result.hydra_cfg.hydra.runtime.output_dir if result.hydra_cfg is not None else None
+        if run_dir is not None:
+            self._note_machine(study, launch.trial, run_dir)
         if launch.rung is not None:
             return self._after_rung(study, launch, *self._outcome(result, run_dir))
         return self._tell_outcome(study, launch.trial, run_dir, *self._outcome(result, run_dir))
