@@ -36,6 +36,7 @@ from .console import format_per_class
 from .data import CIFAR10, load_cifar10
 from .device import Runtime, describe_hardware, describe_precision
 from .errors import ConfigError, RunFailed, StorageError, find_user_error, one_line
+from .machines import machine_label
 from .param_groups import optimizer_parameters
 from .passwords import hide_passwords
 from .private_apis import hydra_args_parser
@@ -237,6 +238,8 @@ def train_and_record(cfg: DictConfig, record: RunRecord) -> float | list | None:
         uncounted_ops=uncounted,
         classes=list(data.classes),
     )
+    # under a time budget the machine is part of the result: the log says which one, as result.json does
+    log.info("machine: %s, %d threads", machine_label(record), record["hardware"]["threads"])
     trainer = trainer_config(cfg)
     # layers fitted to the data come first: the evaluation before training, and weight averaging, see them fitted
     test_share = None if trainer.test_during_training or task.val is None else len(task.test) / len(task.val)

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from cifar_sweep.machines import machine_label
 from cifar_sweep.schema import NETWORK_FILES, RESULT_FILE
 
 from . import plots, studies
@@ -136,8 +137,8 @@ def _objective(
         speed = record.get("speed") or {}
         precision = "bf16 autocast" if "bfloat16" in str(speed.get("autocast")) else "float32"
         facts.append(
-            f"Hardware: {hardware.get('device', '?')} ({hardware.get('cpu', '?')}, {hardware.get('threads', '?')} "
-            f"threads), torch {hardware.get('torch', '?')}, {precision}"
+            f"Hardware: {hardware.get('device', '?')}, {machine_label(record)}, {hardware.get('threads', '?')} "
+            f"threads, torch {hardware.get('torch', '?')}, {precision}"
             + (", channels_last" if speed.get("channels_last") else "")
         )
     data = record.get("data") or {}
