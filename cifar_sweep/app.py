@@ -239,7 +239,7 @@ def train_and_record(cfg: DictConfig, record: RunRecord) -> float | list | None:
         classes=list(data.classes),
     )
     # under a time budget the machine is part of the result: the log says which one, as result.json does
-    log.info("machine: %s, %d threads", machine_label(record), record["hardware"]["threads"])
+    log.info("machine: %s, %d threads", machine_label(record.fields), record.fields["hardware"]["threads"])
     trainer = trainer_config(cfg)
     # layers fitted to the data come first: the evaluation before training, and weight averaging, see them fitted
     test_share = None if trainer.test_during_training or task.val is None else len(task.test) / len(task.val)
