@@ -21,20 +21,26 @@ def network_shape(cfg: Any, trial: Any) -> dict[str, Any]:
 
     A network is an entry (none, a 3x3 stem conv, or airbench's frozen 2x2 patch whitening), then `stages`
     stages, each an opening block (conv k x k, two 3x3 convs, or an inception block) with a 2x2 max pool after
-    it, then 0 to 2 residual blocks at the same width (ResNet-9 has 1, 0, 1); widths grow by `width_growth`
-    from stage to stage and are scaled together by model.fill_budget to `fill_budget` of budget.max_params, so
-    every proposal is within the budget and uses the share it chose. Pooling before batch norm (cheaper, the
-    same parameters) is searched where every stage opens with a convolution."""
+    it, then 0 to 2 residual blocks at the same width (ResNet-9 has 1, 0, 1); each stage's width is the one before
+    times its own `growth_<stage>`, and all are scaled together by model.fill_budget to `fill_budget` of
+    budget.max_params, so every proposal is within the budget and uses the share it chose. Pooling before batch
+    norm (cheaper, the same parameters) is searched where every stage opens with a convolution.
+
+    The hand-designed networks are points of this space: ResNet-9 (model=resnet9) is 3 stages, a stem, growths 2
+    and 2, residuals 1, 0, 1; resnet9_early the same with growths 2 and 1.375 (hparams_search=arch_250k_warm
+    enqueues it with best_250k_cpu's recipe, so that the search starts from the bar it has to beat)."""
     stages = trial.suggest_int("stages", 2, 4)
     entry = trial.suggest_categorical("entry", list(ENTRIES))
-    # ResNet-9 doubles its width at each of its 3 stages; wider growth over 4 stages leaves the first with a few
-    # channels under 250,000 parameters
-    growth = trial.suggest_float("width_growth", 1.0, 2.0)
     fill = trial.suggest_float("fill_budget", 0.6, 1.0)
     kernel = trial.suggest_categorical("kernel", [3, 5])
     widths, blocks, kinds, pools = [], [], [], []
+    proportion = float(BASE_WIDTH)
     for stage in range(1, stages + 1):
-        width = round(BASE_WIDTH * growth ** (stage - 1))
+        if stage > 1:
+            # ResNet-9 doubles its width at each stage; more than that over 4 stages leaves the first with a few
+            # channels under 250,000 parameters
+            proportion *= trial.suggest_float(f"growth_{stage}", 1.0, 2.0)
+        width = round(proportion)
         kind = trial.suggest_categorical(f"block_{stage}", list(BLOCKS))
         residuals = trial.suggest_int(f"residuals_{stage}", 0, 2)
         widths.append(width), blocks.append(1), kinds.append(kind), pools.append("max")

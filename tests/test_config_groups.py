@@ -289,3 +289,44 @@ def test_every_search_space_parses_into_optuna_distributions(search):
     overrides = OverridesParser.create().parse_overrides(params)
     assert overrides and all(distribution_of(override) is not None for override in overrides)
     assert cfg.objective == "val_accuracy" and cfg.data.val_size > 0  # selection never looks at the test set
+
+
+def test_the_warm_search_starts_from_the_hand_designed_network_and_recipe():
+    """hparams_search=arch_250k_warm's enqueued first trial, through the sweeper's space and the search's own shape
+    function, is experiment=best_250k_cpu: resnet9_early's widths and 233,754 parameters, and its recipe."""
+    import optuna
+    from omegaconf import OmegaConf
+
+    from cifar_sweep.search_spaces import network_shape
+    from hydra_plugins.cifar_sweep_optuna.sweeper import _as_override, search_space
+
+    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+        search = compose(config_name="config", overrides=["hparams_search=arch_250k_warm"], return_hydra_config=True)
+    (known,) = OmegaConf.to_container(search.hydra.sweeper.enqueue)
+    space = search_space([f"{key}={value}" for key, value in search.hydra.sweeper.params.items()])
+    study = optuna.create_study()
+    study.enqueue_trial(known)
+    trial = study.ask(space.distributions)
+    shape = network_shape(search, trial)
+    assert trial.params == known  # every searched parameter given: nothing of the first trial is sampled
+    overrides = [_as_override(name, trial.params[name]) for name in space.distributions]
+    overrides += [_as_override(key, value) for key, value in shape.items()]
+    warm = composed("hparams_search=arch_250k_warm", *overrides)
+    hand = composed("experiment=best_250k_cpu")
+
+    with torch.device("meta"):
+        filled = instantiate(warm.model).filled
+    assert (
+        filled
+        == {"widths": list(hand.model.widths), "stem": hand.model.stem}
+        == {
+            "widths": [32, 32, 64, 88, 88],
+            "stem": 16,
+        }
+    )
+    assert count_config_params(warm.model) == count_config_params(hand.model) == 233_754
+    for key in ("block", "downsample", "kernel", "batch_norm", "head", "pool_before_norm", "dirac_init"):
+        assert warm.model[key] == hand.model[key], key
+    for group in ("optimizer", "schedule", "loss", "augmentation"):
+        assert warm[group] == hand[group], group
+    assert warm.data.batch_size == hand.data.batch_size and warm.trainer.norm_lr_factor == hand.trainer.norm_lr_factor
