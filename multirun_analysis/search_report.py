@@ -221,7 +221,7 @@ def _overview(doc: Document, study, runs: pd.DataFrame) -> None:
         [
             f"trials asked: {len(study.trials)} ({', '.join(f'{n} {s}' for s, n in states.items())})",
             f"trials trained: {runs['trial'].nunique()}, runs: {len(runs)}, over {hours:.2f} h of wall-clock{stopped}",
-            "time budgets (rungs): " + (", ".join(f"{b:.0f} s" for b in budgets) if budgets else "none"),
+            "time budgets (rungs): " + (", ".join(_budget(b) for b in budgets) if budgets else "none"),
             "selected on: the validation accuracy at the last rung each trial reached; the test set played no part",
         ]
     )
@@ -231,8 +231,10 @@ def _machines(doc: Document, runs: pd.DataFrame) -> None:
     """Which machines the runs trained on. Under a time budget the machine is part of the result: a search whose
     trials ran on machines of different speeds ranked and promoted the machines as much as the networks."""
     machines = runs["machine"].dropna().unique()
+    unknown = int(runs["machine"].isna().sum())
     if len(machines) == 1:
-        doc.text(f"Every run trained on one machine: {machines[0]}.")
+        unrecorded = f" ({unknown} of the {len(runs)} runs recorded none)" if unknown else ""
+        doc.text(f"Every run that recorded its machine trained on one: {machines[0]}{unrecorded}.")
     if len(machines) <= 1:
         return
     doc.heading(2, "Machines: the trials are not comparable")
@@ -248,10 +250,10 @@ def _machines(doc: Document, runs: pd.DataFrame) -> None:
             {
                 "machine": machine,
                 "rung": rung,
-                "time budget": f"{at['time_budget_s'].iloc[0]:.0f} s",
+                "time budget": _budget(at["time_budget_s"].iloc[0]),
                 "runs": len(at),
                 "trials": ", ".join(str(t) for t in sorted(at["trial"].unique())),
-                "median epochs": f"{at['epochs'].median():.0f}",
+                "median epochs": count(at["epochs"].median()),
                 "median val (%)": percent(at["val_accuracy"].median()),
             }
         )
@@ -296,11 +298,11 @@ def _best_so_far(doc: Document, runs: pd.DataFrame, figures: Path, others: pd.Da
         best = ordered["val_accuracy"].cummax() * 100
         budget = ordered["time_budget_s"].iloc[0]
         (line,) = ax.step(
-            hours, best, where="post", marker="o", markersize=3, label=f"rung {rung}: {budget:.0f} s budget"
+            hours, best, where="post", marker="o", markersize=3, label=f"rung {rung}: {_budget(budget)} budget"
         )
         colours[budget] = line.get_color()
         rows.append(
-            {"rung": rung, "budget": f"{budget:.0f} s", "runs": len(ordered), "best val (%)": percent(best.max() / 100)}
+            {"rung": rung, "budget": _budget(budget), "runs": len(ordered), "best val (%)": percent(best.max() / 100)}
         )
     # A run outside the search on the same split, under a rung's budget: the bar that rung's trials had to clear.
     for _, other in others.dropna(subset=["val_accuracy"]).iterrows():
@@ -309,7 +311,7 @@ def _best_so_far(doc: Document, runs: pd.DataFrame, figures: Path, others: pd.Da
             linestyle="--",
             linewidth=1,
             color=colours.get(other["time_budget_s"], "grey"),
-            label=f"{other['trained']}: {other['time_budget_s']:.0f} s budget (outside the search)",
+            label=f"{other['trained']}: {_budget(other['time_budget_s'])} budget (outside the search)",
         )
     ax.set_xlabel("hours the search has run (its stops left out)")
     ax.set_ylabel("best validation accuracy so far (%)")
@@ -330,12 +332,12 @@ def _rungs(doc: Document, runs: pd.DataFrame, figures: Path) -> None:
         rows.append(
             {
                 "rung": rung,
-                "time budget": f"{at_rung['time_budget_s'].iloc[0]:.0f} s",
+                "time budget": _budget(at_rung["time_budget_s"].iloc[0]),
                 "trials": at_rung["trial"].nunique(),
                 "promoted": "" if math.isnan(promoted) else count(promoted),
                 "median val (%)": percent(at_rung["val_accuracy"].median()),
                 "best val (%)": percent(at_rung["val_accuracy"].max()),
-                "median epochs": f"{at_rung['epochs'].median():.0f}",
+                "median epochs": count(at_rung["epochs"].median()),
             }
         )
     doc.table(pd.DataFrame(rows))
@@ -409,7 +411,7 @@ def _winner(doc: Document, runs: pd.DataFrame) -> None:
     params = {k[len("param.") :]: v for k, v in best.items() if k.startswith("param.") and not _missing(v)}
     doc.items(
         [
-            f"validation accuracy {percent(best['val_accuracy'])}% at the {best['time_budget_s']:.0f} s rung "
+            f"validation accuracy {percent(best['val_accuracy'])}% at the {_budget(best['time_budget_s'])} rung "
             f"({best['epochs']:.0f} epochs); test accuracy {percent(best['test_accuracy'])}% (recorded, never used)",
             f"{count(best['params'])} parameters, {engineering(best['ops_per_image'])} operations per image",
             f"run directory: `{best['run_dir']}`",
@@ -451,7 +453,7 @@ def _beside(doc: Document, runs: pd.DataFrame, others: pd.DataFrame) -> None:
             {
                 "run": other["run"],
                 "trained": other["trained"],
-                "time budget": f"{other['time_budget_s']:.0f} s" if pd.notna(other["time_budget_s"]) else "none",
+                "time budget": _budget(other["time_budget_s"]),
                 "training images": count(other["train_images"]),
                 "epochs": count(other["epochs"]),
                 "params": count(other["params"]),
@@ -513,6 +515,11 @@ def _every_trial(doc: Document, runs: pd.DataFrame) -> None:
 def _plain(value):
     """A parameter as it was suggested: a whole number that a table of trials turned into a float, whole again."""
     return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
+def _budget(seconds) -> str:
+    """A run's time budget, "none" for a run without one."""
+    return "none" if _missing(seconds) else f"{seconds:.0f} s"
 
 
 def _missing(value) -> bool:

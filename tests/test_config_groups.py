@@ -298,7 +298,7 @@ def test_the_warm_search_starts_from_the_hand_designed_network_and_recipe():
     from omegaconf import OmegaConf
 
     from cifar_sweep.search_spaces import network_shape
-    from hydra_plugins.cifar_sweep_optuna.sweeper import _as_override, search_space
+    from hydra_plugins.cifar_sweep_optuna.sweeper import _as_override, _within, search_space
 
     with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
         search = compose(config_name="config", overrides=["hparams_search=arch_250k_warm"], return_hydra_config=True)
@@ -309,6 +309,8 @@ def test_the_warm_search_starts_from_the_hand_designed_network_and_recipe():
     trial = study.ask(space.distributions)
     shape = network_shape(search, trial)
     assert trial.params == known  # every searched parameter given: nothing of the first trial is sampled
+    # and each value one the search can propose, of its choice's own type (the sweeper checks it so: 1.0 is not 1)
+    assert all(_within(trial.distributions[name], value) for name, value in known.items())
     overrides = [_as_override(name, trial.params[name]) for name in space.distributions]
     overrides += [_as_override(key, value) for key, value in shape.items()]
     warm = composed("hparams_search=arch_250k_warm", *overrides)

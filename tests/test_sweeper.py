@@ -547,7 +547,8 @@ def test_a_study_resumed_on_another_machine_stops_before_it_trains(tmp_path, app
     anything, unless hydra.sweeper.allow_mixed_machines=true; then the odd trial is noted and warned about."""
     from cifar_sweep.machines import machine_label
 
-    args = search(tmp_path, data_archive, "trainer.epochs=1", "hydra.sweeper.n_trials=1")
+    timed = ("trainer.time_budget=1s", "trainer.max_epochs=1")  # the machine decides how many epochs fit
+    args = search(tmp_path, data_archive, *timed, "hydra.sweeper.n_trials=1")
     done = cifar_sweep(*args, env=app_env, cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-3000:]
     study = study_in(tmp_path)
@@ -561,7 +562,7 @@ def test_a_study_resumed_on_another_machine_stops_before_it_trains(tmp_path, app
 
     elsewhere = "Some Other CPU (amx_bf16), 64 cores"
     study.set_user_attr("machine", elsewhere)  # as if its runs so far had trained there
-    more = search(tmp_path, data_archive, "trainer.epochs=1", "hydra.sweeper.n_trials=2")
+    more = search(tmp_path, data_archive, *timed, "hydra.sweeper.n_trials=2")
     refused = cifar_sweep(*more, env=app_env, cwd=tmp_path)
     assert refused.returncode == 1, refused.stderr[-2000:]
     error = [line for line in refused.stderr.splitlines() if line.startswith("cifar-sweep: error:")]
@@ -574,6 +575,12 @@ def test_a_study_resumed_on_another_machine_stops_before_it_trains(tmp_path, app
     assert [t.user_attrs["machine"] for t in study.get_trials()] == [here, here]
     assert study.user_attrs["machine"] == elsewhere  # the study's machine is its first runs'
     assert "under a time budget they are not comparable" in allowed.stdout + allowed.stderr
+
+    # without a time budget the epochs are the config's, whatever the machine: no check
+    untimed = cifar_sweep(
+        *search(tmp_path, data_archive, "trainer.epochs=1", "hydra.sweeper.n_trials=3"), env=app_env, cwd=tmp_path
+    )
+    assert untimed.returncode == 0, untimed.stderr[-3000:]
 
 
 def test_enqueued_configurations_are_tried_first_once_and_checked_before_the_study(tmp_path, app_env, data_archive):
@@ -609,15 +616,38 @@ def test_enqueued_configurations_are_tried_first_once_and_checked_before_the_stu
         "hydra.sweeper.enqueue=[{optimizer.lr:0.5}]": "optimizer.lr=0.5 is outside its search space",
         "hydra.sweeper.enqueue=[{model.block:dense}]": "model.block=dense is outside its search space",
         "hydra.sweeper.enqueue={optimizer.lr:0.02}": "hydra.sweeper.enqueue must be a list of mappings",
+        "hydra/sweeper/sampler=grid": "hydra.sweeper.enqueue and the grid sampler",
         # a custom search space's parameter exists only where its function suggests it
         "hydra.sweeper.enqueue=[{blocks_of_stage_3:2}]": "blocks_of_stage_3 is not a parameter this search samples",
     }
     two_stages = ("hydra.sweeper.params={model.widths: 'choice([8,16])'}", CONDITIONAL[1])
     for override, message in bad.items():
-        extra = two_stages if "stage_3" in override else ()
+        extra = two_stages if "stage_3" in override else (known,) if "grid" in override else ()
         refused = cifar_sweep(
             *search(tmp_path, data_archive, "hydra.sweeper.n_trials=4", override, *extra), env=app_env, cwd=tmp_path
         )
         errors = [line for line in refused.stderr.splitlines() if line.startswith("cifar-sweep: error:")]
         assert refused.returncode == 1 and len(errors) == 1 and message in errors[0], refused.stderr[-2000:]
         assert "Traceback" not in refused.stderr and len(study_in(tmp_path).get_trials()) == 3  # untouched
+
+
+def test_a_configuration_enqueued_by_two_workers_at_once_is_launched_once():
+    """Workers started together each enqueue the configurations before either sees the other's: the later copy is
+    found (and told as surplus by the sweeper), while a retry of a killed enqueued trial is no copy."""
+    from hydra_plugins.cifar_sweep_optuna.sweeper import enqueued_params
+
+    study = optuna.create_study()
+    known = {"lr": 0.1}
+    study.enqueue_trial(known)
+    study.enqueue_trial(known)  # the second worker's, skip_if_exists having seen nothing yet
+    lr = optuna.distributions.FloatDistribution(0.01, 1.0, log=True)
+    first, copy = study.ask({"lr": lr}), study.ask({"lr": lr})
+    sampled = study.ask({"lr": lr})
+    assert enqueued_params(study, first) == (known, None)
+    assert enqueued_params(study, copy) == (known, first.number)
+    assert enqueued_params(study, sampled) == ({}, None)
+    study.enqueue_trial(known, user_attrs={})  # a retry carries the killed trial's number, as Optuna's callback does
+    retry_id = study.get_trials(deepcopy=False)[-1]._trial_id
+    study._storage.set_trial_system_attr(retry_id, "failed_trial", first.number)
+    retry = study.ask({"lr": lr})
+    assert enqueued_params(study, retry) == (known, None)

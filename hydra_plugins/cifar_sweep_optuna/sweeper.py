@@ -149,6 +149,24 @@ def _within(distribution: BaseDistribution, value: Any) -> bool:
     return step is None or math.isclose((value - distribution.low) / step, round((value - distribution.low) / step))
 
 
+def enqueued_params(study: optuna.Study, trial: optuna.Trial) -> tuple[dict, int | None]:
+    """The parameters `trial` was enqueued with ({} for a sampled trial), and the number of an earlier trial enqueued
+    with the same ones, not as a retry of a killed trial (None when there is none): the first of the copies."""
+    trials = study.get_trials(deepcopy=False)
+    attrs = next(t.system_attrs for t in trials if t.number == trial.number)
+    fixed = attrs.get("fixed_params") or {}
+    if not fixed or "failed_trial" in attrs:
+        return fixed, None
+    earlier = [
+        t.number
+        for t in trials
+        if t.number < trial.number
+        and t.system_attrs.get("fixed_params") == fixed
+        and "failed_trial" not in t.system_attrs
+    ]
+    return fixed, min(earlier) if earlier else None
+
+
 def _stop_outside(name: str, value: Any, distribution: BaseDistribution) -> None:
     if not _within(distribution, value):
         _stop(
@@ -161,6 +179,11 @@ def _as_override(key: str, value: Any) -> str:
     if isinstance(value, float):
         return f"{key}={value!r}"
     return f"{key}={value}"
+
+
+def _output_dir(result) -> Any:
+    """The run directory of a launched job, None when it got none (it failed before Hydra set it)."""
+    return result.hydra_cfg.hydra.runtime.output_dir if result.hydra_cfg is not None else None
 
 
 def _run_status(run_dir: Any) -> str | None:
@@ -368,11 +391,18 @@ class CifarOptunaSweeper(Sweeper):
             if not launches:
                 continue
             results = self._launch(study, launches)
+            conflicts = [
+                self._note_machine(study, launch.trial, _output_dir(result))
+                for launch, result in zip(launches, results)
+            ]
             for launch, result in zip(launches, results):
                 failures += self._tell(study, launch, result)
             returns.append(results)
             self._stop_if_too_many_failed(failures)
             self._write_best(study)
+            conflict = next((c for c in conflicts if c), None)
+            if conflict:  # told as it ended: the study keeps what was trained; no more runs on this machine
+                _stop(conflict)
         self._write_best(study)
         return returns
 
@@ -388,6 +418,14 @@ class CifarOptunaSweeper(Sweeper):
                 "hydra.sweeper.enqueue must be a list of mappings, searched parameter -> value, e.g. "
                 "[{optimizer: muon, schedule.peak: 0.2}]"
             )
+        sampler = str((self.sampler_conf or {}).get("_target_") or "")
+        if self.enqueue and sampler.endswith("GridSampler"):
+            _stop(
+                "hydra.sweeper.enqueue and the grid sampler: the grid tries every combination once by itself, and an "
+                "enqueued one would be tried twice; drop hydra.sweeper.enqueue or use another sampler"
+            )
+        # a configuration whose every name is pinned is no configuration to try first: left out
+        self.enqueue = [kept for kept in (self._unpinned(params, space) for params in self.enqueue) if kept]
         verbosity = optuna.logging.get_verbosity()
         optuna.logging.set_verbosity(optuna.logging.WARNING)  # no "A new study created in memory": it is no study
         try:
@@ -417,6 +455,16 @@ class CifarOptunaSweeper(Sweeper):
                     )
                 _stop_outside(name, value, searched[name])
 
+    @staticmethod
+    def _unpinned(params: dict, space: SearchSpace) -> dict:
+        """An enqueued configuration without the names the command line pins (`data.batch_size=512` beside a
+        search of it): the pinned value is every trial's, the enqueued one is dropped, and said."""
+        pinned = {o.get_key_element(): o.input_line for o in OverridesParser.create().parse_overrides(space.fixed)}
+        dropped = [name for name in params if name in pinned]
+        for name in dropped:
+            log.info("hydra.sweeper.enqueue: %s=%s left out: %s pins it", name, params[name], pinned[name])
+        return {name: value for name, value in params.items() if name not in dropped}
+
     def _enqueue(self, study: optuna.Study) -> None:
         """The configurations to try first, as waiting trials; one the study already holds (a resumed sweep) is not
         enqueued again."""
@@ -434,22 +482,34 @@ class CifarOptunaSweeper(Sweeper):
     # ------------------------------------------------------------------ the machine
 
     def _check_machine(self, study: optuna.Study) -> None:
-        """Stop a sweep that would train on another machine than the study's runs so far (see machine_label): its
-        time-budgeted runs would not be comparable with theirs. Launchers that train elsewhere (SLURM) are checked
-        after each run instead (_note_machine)."""
-        recorded = study.user_attrs.get(MACHINE)
-        if recorded is None or self.allow_mixed_machines or not self._trains_here():
+        """A time-budgeted study trains on one machine (see machine_label): with a launcher that trains here, the
+        study's machine is this one if it has none yet, and a sweep on another one stops before it trains. Workers
+        started together each write theirs, read back the one that stayed, and all but its machine's stop.
+        Launchers that train elsewhere (SLURM) are checked after each run instead (_note_machine)."""
+        if self.allow_mixed_machines or not self._time_budgeted() or not self._trains_here():
             return
         try:
             here = self._this_machine()
         except ConfigError:  # runtime.device names no device here: each run says so as it starts
             return
+        if here is None:
+            return
+        if study.user_attrs.get(MACHINE) is None:
+            study.set_user_attr(MACHINE, here)
+        recorded = study.user_attrs.get(MACHINE)
         if here != recorded:
-            _stop(
-                f"the study {self.study_name} trained its runs on {recorded}, this machine is {here}: under a time "
-                f"budget their results would not be comparable; resume it on that machine, start another study "
-                f"(hydra.sweeper.study_name=...), or set hydra.sweeper.allow_mixed_machines=true"
-            )
+            _stop(self._machine_conflict(recorded, here))
+
+    def _machine_conflict(self, recorded: str, here: str) -> str:
+        return (
+            f"the study {self.study_name} trains its runs on {recorded}, this one trains on {here}: under a time "
+            f"budget their results would not be comparable; resume it on that machine, start another study "
+            f"(hydra.sweeper.study_name=...), or set hydra.sweeper.allow_mixed_machines=true"
+        )
+
+    def _time_budgeted(self) -> bool:
+        """Whether the runs train under a time budget, where the machine decides how many epochs fit."""
+        return self.rungs is not None or OmegaConf.select(self.config, "trainer.time_budget", default=None) is not None
 
     def _trains_here(self) -> bool:
         launcher = str(OmegaConf.select(self.config, "hydra.launcher._target_", default=""))
@@ -462,26 +522,31 @@ class CifarOptunaSweeper(Sweeper):
         device = pick_device(str(OmegaConf.select(self.config, "runtime.device", default="auto")))
         return machine_label({"hardware": describe_hardware(device)})
 
-    def _note_machine(self, study: optuna.Study, trial: optuna.Trial, run_dir: Any) -> None:
+    def _note_machine(self, study: optuna.Study, trial: optuna.Trial, run_dir: Any) -> str | None:
         """Record the machine a run trained on (the trial's user attribute `machine`; the study's, from its first
-        run), and warn when it is not the study's."""
+        run, unless the sweep recorded its own); returns the conflict when it is not the study's machine."""
+        if run_dir is None:  # the job failed before Hydra gave it a directory
+            return None
         try:
             label = machine_label(run_dirs.read_record(Path(str(run_dir))) or {})
         except ConfigError:  # a record that cannot be read: the run's outcome says so, not this note
-            return
+            return None
         if label is None:  # a run that wrote no record
-            return
+            return None
         trial.set_user_attr(MACHINE, label)
         recorded = study.user_attrs.get(MACHINE)
         if recorded is None:
             study.set_user_attr(MACHINE, label)
-        elif label != recorded:
-            log.warning(
-                "trial %d trained on %s, the study's runs on %s: under a time budget they are not comparable",
-                trial.number,
-                label,
-                recorded,
-            )
+            return None
+        if label == recorded or not self._time_budgeted():
+            return None
+        log.warning(
+            "trial %d trained on %s, the study's runs on %s: under a time budget they are not comparable",
+            trial.number,
+            label,
+            recorded,
+        )
+        return None if self.allow_mixed_machines else self._machine_conflict(recorded, label)
 
     def _checked_rungs(self) -> Rungs | None:
         if self.rungs_conf is None:
@@ -513,11 +578,27 @@ class CifarOptunaSweeper(Sweeper):
                 # Optuna warns that heartbeats are meant for Study.optimize; this sweeper records them (_heartbeat).
                 warnings.filterwarnings("ignore", "Heartbeat of storage is supposed to be used", UserWarning)
                 trial = study.ask(space.distributions)
+            fixed, first = enqueued_params(study, trial)
+            if first is not None:
+                # Workers started together each enqueue the configurations (skip_if_exists cannot see the other's
+                # yet): the copies are told as surplus, never launched.
+                log.info("trial %d: enqueued as trial %d was, by another worker: not launched", trial.number, first)
+                trial.set_user_attr("status", Status.SURPLUS.value)
+                study.tell(trial, state=TrialState.FAIL)
+                continue
             # Only the space's own parameters are overrides: a trial retried after a kill carries the custom
             # function's parameters too, and that function, asked again, returns their stored values.
             overrides = space.fixed + [_as_override(name, trial.params[name]) for name in space.distributions]
             if self.custom_search_space:
                 overrides += self._custom(trial, overrides)
+            ignored = sorted(set(fixed) - set(trial.params))
+            if ignored:
+                log.warning(
+                    "trial %d: enqueued %s not sampled (a parameter it depends on took another value): "
+                    "enqueue that parameter's value too",
+                    trial.number,
+                    ", ".join(ignored),
+                )
             if self._reject(study, trial, overrides):
                 continue
             if not self._claim(study, trial):
@@ -774,9 +855,7 @@ class CifarOptunaSweeper(Sweeper):
     def _tell(self, study: optuna.Study, launch: Launch, result) -> int:
         """Tell Optuna how the trial's job ended (with rungs: go on to the next rung, or not); returns 1 for a
         failure. Never a made-up value."""
-        run_dir = result.hydra_cfg.hydra.runtime.output_dir if result.hydra_cfg is not None else None
-        if run_dir is not None:
-            self._note_machine(study, launch.trial, run_dir)
+        run_dir = _output_dir(result)
         if launch.rung is not None:
             return self._after_rung(study, launch, *self._outcome(result, run_dir))
         return self._tell_outcome(study, launch.trial, run_dir, *self._outcome(result, run_dir))
