@@ -40,7 +40,6 @@ needs_submitit = pytest.mark.skipif(SUBMITIT_MISSING is not None, reason=str(SUB
 
 # A trial whose heartbeat stopped 2 s ago is taken for one left by a killed sweep.
 QUICK_RETRY = ("hydra.sweeper.heartbeat_interval_s=1", "hydra.sweeper.grace_period_s=2")
-STAMP = re.compile(r"^\[(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3})\]")
 
 
 # --- each parallel trial its own GPU (the choice, on the CPU) ---------------------------------------------------
@@ -111,12 +110,6 @@ def job_logs(tmp_path: Path) -> dict[Path, str]:
     return {path: path.read_text() for path in (tmp_path / "sweep" / ".submitit").glob("*/*_0_log.out")}
 
 
-def span(run_dir: Path) -> tuple[str, str]:
-    """The first and last time stamps of a run's console log (cifar_sweep.log)."""
-    stamps = [m.group(1) for line in (run_dir / "cifar_sweep.log").read_text().splitlines() if (m := STAMP.match(line))]
-    return stamps[0], stamps[-1]
-
-
 @needs_submitit
 def test_a_submitit_search_trains_its_trials_as_parallel_jobs_and_records_them(tmp_path, app_env, data_archive):
     args = submitit_search(
@@ -145,8 +138,11 @@ def test_a_submitit_search_trains_its_trials_as_parallel_jobs_and_records_them(t
         # trained in a job process of its own: submitit's log of exactly one job holds the run's console
         assert sum(f"run directory {run_dir}" in text for text in logs.values()) == 1
     assert all("Job completed successfully" in text for text in logs.values())
-    (first_start, first_end), (second_start, second_end) = (span(Path(t.user_attrs["run_dir"])) for t in ran)
-    assert max(first_start, second_start) < min(first_end, second_end)  # n_jobs=2: the two trained at once
+    # n_jobs=2: both trials were asked for and submitted as one batch, before either was told its result. (Their
+    # consoles' time stamps need not overlap: on a slow machine one job process can start after the other's tiny
+    # run has ended, so the batch is what the sweeper decides and what is asserted.)
+    first, second = sorted(ran, key=lambda t: t.datetime_start)
+    assert second.datetime_start < first.datetime_complete
     assert "best_value" in (tmp_path / "sweep" / "optimization_results.yaml").read_text()
 
 
