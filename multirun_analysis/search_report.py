@@ -26,7 +26,7 @@ from cifar_sweep.machines import machine_label
 from cifar_sweep.schema import NETWORK_FILES, RESULT_FILE, Status
 
 from .document import Document
-from .formatting import count, engineering, percent, readable
+from .formatting import count, engineering, missing, percent, readable
 from .plots import _number_axis, _pyplot, _save
 from .studies import CONF_DIR
 
@@ -408,7 +408,7 @@ def _winner(doc: Document, runs: pd.DataFrame) -> None:
         return
     best = top.loc[top["val_accuracy"].idxmax()]
     doc.heading(2, f"The winner: trial {int(best['trial'])}")
-    params = {k[len("param.") :]: v for k, v in best.items() if k.startswith("param.") and not _missing(v)}
+    params = {k[len("param.") :]: v for k, v in best.items() if k.startswith("param.") and not missing(v)}
     doc.items(
         [
             f"validation accuracy {percent(best['val_accuracy'])}% at the {_budget(best['time_budget_s'])} rung "
@@ -445,7 +445,7 @@ def _beside(doc: Document, runs: pd.DataFrame, others: pd.DataFrame) -> None:
     rows = []
     for _, other in others.iterrows():
         # the same budget on the same machine: elsewhere the budget buys other epochs
-        same_machine = runs["machine"].isna() if _missing(other["machine"]) else runs["machine"] == other["machine"]
+        same_machine = runs["machine"].isna() if missing(other["machine"]) else runs["machine"] == other["machine"]
         same_budget = runs[(runs["time_budget_s"] == other["time_budget_s"]) & same_machine]
         same_budget = same_budget["val_accuracy"].dropna()
         searched = same_budget.max() if not same_budget.empty and pd.notna(other["val_accuracy"]) else None
@@ -460,14 +460,14 @@ def _beside(doc: Document, runs: pd.DataFrame, others: pd.DataFrame) -> None:
                 "val (%)": percent(other["val_accuracy"]) if other["status"] != Status.RUNNING else "running",
                 "search's best val at this budget, on this machine (%)": percent(searched),
                 "test (%)": percent(other["test_accuracy"]) + (f" ({other['tta']})" if _shown_tta(other) else ""),
-                "machine": "not recorded" if _missing(other["machine"]) else other["machine"],
+                "machine": "not recorded" if missing(other["machine"]) else other["machine"],
             }
         )
     doc.table(pd.DataFrame(rows))
 
 
 def _shown_tta(other: pd.Series) -> bool:
-    return pd.notna(other["test_accuracy"]) and not _missing(other["tta"]) and other["tta"] != "none"
+    return pd.notna(other["test_accuracy"]) and not missing(other["tta"]) and other["tta"] != "none"
 
 
 def final_hour_overrides() -> list[str]:
@@ -519,8 +519,4 @@ def _plain(value):
 
 def _budget(seconds) -> str:
     """A run's time budget, "none" for a run without one."""
-    return "none" if _missing(seconds) else f"{seconds:.0f} s"
-
-
-def _missing(value) -> bool:
-    return value is None or (isinstance(value, float) and math.isnan(value))
+    return "none" if missing(seconds) else f"{seconds:.0f} s"

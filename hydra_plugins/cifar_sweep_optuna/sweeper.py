@@ -425,7 +425,8 @@ class CifarOptunaSweeper(Sweeper):
                 "enqueued one would be tried twice; drop hydra.sweeper.enqueue or use another sampler"
             )
         # a configuration whose every name is pinned is no configuration to try first: left out
-        self.enqueue = [kept for kept in (self._unpinned(params, space) for params in self.enqueue) if kept]
+        pinned = {o.get_key_element(): o.input_line for o in OverridesParser.create().parse_overrides(space.fixed)}
+        self.enqueue = [kept for kept in (self._unpinned(params, pinned) for params in self.enqueue) if kept]
         verbosity = optuna.logging.get_verbosity()
         optuna.logging.set_verbosity(optuna.logging.WARNING)  # no "A new study created in memory": it is no study
         try:
@@ -456,10 +457,10 @@ class CifarOptunaSweeper(Sweeper):
                 _stop_outside(name, value, searched[name])
 
     @staticmethod
-    def _unpinned(params: dict, space: SearchSpace) -> dict:
+    def _unpinned(params: dict, pinned: dict[str, str]) -> dict:
         """An enqueued configuration without the names the command line pins (`data.batch_size=512` beside a
-        search of it): the pinned value is every trial's, the enqueued one is dropped, and said."""
-        pinned = {o.get_key_element(): o.input_line for o in OverridesParser.create().parse_overrides(space.fixed)}
+        search of it; `pinned`: name -> its override): the pinned value is every trial's, the enqueued one is
+        dropped, and said."""
         dropped = [name for name in params if name in pinned]
         for name in dropped:
             log.info("hydra.sweeper.enqueue: %s=%s left out: %s pins it", name, params[name], pinned[name])
