@@ -23,6 +23,7 @@ from pathlib import Path
 import pandas as pd
 
 from cifar_sweep.machines import machine_label
+from cifar_sweep.rungs import duration_label
 from cifar_sweep.schema import NETWORK_FILES, RESULT_FILE, Status
 
 from .document import Document
@@ -345,8 +346,10 @@ def _rungs(doc: Document, runs: pd.DataFrame, figures: Path) -> None:
     fig, ax = plt.subplots(figsize=(7, 4.5), dpi=120)
     for _, trial_runs_ in runs.sort_values("rung").groupby("trial"):
         ax.plot(trial_runs_["rung"], trial_runs_["val_accuracy"] * 100, marker="o", markersize=3, alpha=0.6)
-    ax.set_xticks(sorted(runs["rung"].unique()))
-    ax.set_xlabel("rung")
+    # Each rung's tick names its time budget: the promotion is from a shorter run to a longer one.
+    budgets = runs.groupby("rung")["time_budget_s"].first()
+    ax.set_xticks(list(budgets.index), [f"rung {rung}\n{_budget(budget)}" for rung, budget in budgets.items()])
+    ax.set_xlabel("rung and its time budget")
     ax.set_ylabel("validation accuracy (%)")
     ax.grid(alpha=0.3)
     doc.image(_save(fig, plt, figures / "promotions.png"), "each trial's validation accuracy at the rungs it reached")
@@ -391,7 +394,12 @@ def _trade_offs(doc: Document, runs: pd.DataFrame, figures: Path) -> None:
     fig, panels = plt.subplots(1, len(axes), figsize=(14, 4.2), dpi=120, sharey=True)
     for ax, (column, name) in zip(panels, axes.items()):
         for rung, at_rung in runs.dropna(subset=[column, "val_accuracy"]).groupby("rung"):
-            ax.scatter(at_rung[column], at_rung["val_accuracy"] * 100, s=14, label=f"rung {rung}")
+            ax.scatter(
+                at_rung[column],
+                at_rung["val_accuracy"] * 100,
+                s=14,
+                label=f"rung {rung}: {_budget(at_rung['time_budget_s'].iloc[0])}",
+            )
         _number_axis(ax.xaxis, runs[column].dropna(), unit="s" if column == "train_time_s" else "")
         ax.set_xlabel(name)
         ax.grid(alpha=0.3)
@@ -518,5 +526,5 @@ def _plain(value):
 
 
 def _budget(seconds) -> str:
-    """A run's time budget, "none" for a run without one."""
-    return "none" if missing(seconds) else f"{seconds:.0f} s"
+    """A run's time budget as the rungs' run directories and command lines write it (6m, 1h), "none" without one."""
+    return "none" if missing(seconds) else duration_label(seconds)

@@ -441,9 +441,9 @@ def test_a_search_report_sets_runs_outside_the_search_beside_the_rung_of_their_b
     # columns: trained, time budget, training images, epochs, params, val, the search's best at the budget, test,
     # machine (these records name none, as the trials' do not: the same unknown machine)
     assert rows["hand_designed-6m"] == [
-        *("best_250k_cpu", "360 s", "45,000", "12", "200,000", "83.00", "80.00", "82.00", "not recorded")
+        *("best_250k_cpu", "6m", "45,000", "12", "200,000", "83.00", "80.00", "82.00", "not recorded")
     ]
-    assert rows["winner-1h"][1:2] + rows["winner-1h"][5:8] == ["3600 s", MISSING, MISSING, "91.00 (flip_shift)"]
+    assert rows["winner-1h"][1:2] + rows["winner-1h"][5:8] == ["1h", MISSING, MISSING, "91.00 (flip_shift)"]
 
     assert main([*arguments, "--compare", str(tmp_path / "nowhere")]) == 2
     error = capsys.readouterr().err
@@ -476,8 +476,8 @@ def test_a_search_report_says_when_its_trials_trained_on_different_machines(tmp_
     machines = text.split("## Machines: the trials are not comparable")[1].split("## ")[0]
     assert "on 2 different machines" in machines
     rows = [[c.strip() for c in line.split("|")[1:6]] for line in machines.splitlines() if line.startswith("| ")]
-    assert ["AMD EPYC (avx2), 2 cores", "0", "120 s", "1", "1"] in rows
-    assert ["Intel Xeon (avx2, avx512f, amx_bf16), 2 cores", "1", "360 s", "1", "0"] in rows
+    assert ["AMD EPYC (avx2), 2 cores", "0", "2m", "1", "1"] in rows
+    assert ["Intel Xeon (avx2, avx512f, amx_bf16), 2 cores", "1", "6m", "1", "0"] in rows
     beside = text.split("## Beside runs outside the search")[1].split("## Every trial")[0]
     hand = next(line for line in beside.splitlines() if line.startswith("| hand-6m"))
     # trial 0's 80% at 360 s ran on the other machine: no trial of the search is its match
