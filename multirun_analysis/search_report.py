@@ -146,7 +146,9 @@ def importances(study, runs: pd.DataFrame) -> pd.DataFrame:
         # PED-ANOVA warns of values tried fewer than twice; the report gives the number of trials beside the table.
         warnings.filterwarnings("ignore", "Some regimes for parameter", UserWarning)
         columns = {name: optuna.importance.get_param_importances(proxy, evaluator=e) for name, e in evaluators.items()}
-    return pd.DataFrame(columns).fillna(0.0).sort_values("fANOVA", ascending=False)
+    table = pd.DataFrame(columns).fillna(0.0).sort_index()
+    # by name among equals (many parameters score 0): the evaluators' own order of ties varies between processes
+    return table.sort_values(["fANOVA", "PED-ANOVA"], ascending=False, kind="stable")
 
 
 def compared_runs(run_dirs: list[Path]) -> pd.DataFrame:
