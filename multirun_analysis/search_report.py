@@ -300,9 +300,7 @@ def _best_so_far(doc: Document, runs: pd.DataFrame, figures: Path, others: pd.Da
         hours = ordered["finished_at"].map(lambda finished: _running_hours(runs, finished))
         best = ordered["val_accuracy"].cummax() * 100
         budget = ordered["time_budget_s"].iloc[0]
-        (line,) = ax.step(
-            hours, best, where="post", marker="o", markersize=3, label=f"rung {rung}: {_budget(budget)} budget"
-        )
+        (line,) = ax.step(hours, best, where="post", marker="o", markersize=3, label=_rung_label(rung, budget))
         colours[budget] = line.get_color()
         rows.append(
             {"rung": rung, "budget": _budget(budget), "runs": len(ordered), "best val (%)": percent(best.max() / 100)}
@@ -396,12 +394,8 @@ def _trade_offs(doc: Document, runs: pd.DataFrame, figures: Path) -> None:
     fig, panels = plt.subplots(1, len(axes), figsize=(14, 4.2), dpi=120, sharey=True)
     for ax, (column, name) in zip(panels, axes.items()):
         for rung, at_rung in runs.dropna(subset=[column, "val_accuracy"]).groupby("rung"):
-            ax.scatter(
-                at_rung[column],
-                at_rung["val_accuracy"] * 100,
-                s=14,
-                label=f"rung {rung}: {_budget(at_rung['time_budget_s'].iloc[0])}",
-            )
+            label = _rung_label(rung, at_rung["time_budget_s"].iloc[0])
+            ax.scatter(at_rung[column], at_rung["val_accuracy"] * 100, s=14, label=label)
         _number_axis(ax.xaxis, runs[column].dropna(), unit="s" if column == "train_time_s" else "")
         ax.set_xlabel(name)
         ax.grid(alpha=0.3)
@@ -525,6 +519,11 @@ def _every_trial(doc: Document, runs: pd.DataFrame) -> None:
 def _plain(value):
     """A parameter as it was suggested: a whole number that a table of trials turned into a float, whole again."""
     return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
+def _rung_label(rung: int, budget_s) -> str:
+    """A rung as the figures' legends name it: "rung 1: 6m budget"."""
+    return f"rung {rung}: {_budget(budget_s)} budget"
 
 
 def _budget(seconds) -> str:
