@@ -88,16 +88,22 @@ class BatchAugment:
         return images.masked_fill(inside.unsqueeze(1), 0.0)
 
     def _crop(self, images: torch.Tensor) -> torch.Tensor:
-        n, channels, height, width = images.shape
-        pad, device = self.crop_padding, images.device
+        pad = self.crop_padding
         padded = torch.nn.functional.pad(images, (pad, pad, pad, pad), mode=self.crop_pad_mode)
-        dy = torch.randint(0, 2 * pad + 1, (n,), device=device, generator=self.generator)
-        dx = torch.randint(0, 2 * pad + 1, (n,), device=device, generator=self.generator)
-        rows = (dy.view(n, 1) + torch.arange(height, device=device)).view(n, 1, height, 1)
-        cols = (dx.view(n, 1) + torch.arange(width, device=device)).view(n, 1, 1, width)
-        batch = torch.arange(n, device=device).view(n, 1, 1, 1)
-        channel = torch.arange(channels, device=device).view(1, channels, 1, 1)
-        return padded[batch, channel, rows, cols]
+        return random_crops(padded, images.shape[-2], images.shape[-1], self.generator)
+
+
+def random_crops(images: torch.Tensor, height: int, width: int, generator: torch.Generator) -> torch.Tensor:
+    """A height x width window of each image (N, C, H, W) at its own random offset, for the batch in one gather."""
+    n, channels, full_height, full_width = images.shape
+    device = images.device
+    dy = torch.randint(0, full_height - height + 1, (n,), device=device, generator=generator)
+    dx = torch.randint(0, full_width - width + 1, (n,), device=device, generator=generator)
+    rows = (dy.view(n, 1) + torch.arange(height, device=device)).view(n, 1, height, 1)
+    cols = (dx.view(n, 1) + torch.arange(width, device=device)).view(n, 1, 1, width)
+    batch = torch.arange(n, device=device).view(n, 1, 1, 1)
+    channel = torch.arange(channels, device=device).view(1, channels, 1, 1)
+    return images[batch, channel, rows, cols]
 
 
 FLIP_MODES = ("random", "alternate")

@@ -34,6 +34,15 @@ class TestTimeAugmentation(str, Enum):
     flip_shift = "flip_shift"  # both, each also shifted by one pixel two ways: 6 views
 
 
+class ResizeMode(str, Enum):
+    """How trainer.resize_start makes the first epochs' smaller training images (cifar_sweep.pieces.low_resolution)."""
+
+    __str__ = str.__str__
+
+    resize = "resize"  # the whole image, downsampled (bilinear, antialiased)
+    crop = "crop"  # a random square of that side, cut from the full-size image
+
+
 class Amp(str, Enum):
     __str__ = str.__str__  # the plain value, in messages and files
 
@@ -57,6 +66,10 @@ class TrainerConfig:
     norm_lr_factor: float = 1.0
     lookahead_every: Optional[int] = None
     lookahead_decay: float = 0.95
+    whiten_bias_epochs: Optional[int] = None  # model.whiten's bias trains for the first N epochs only (airbench: 3)
+    resize_start: Optional[float] = None  # low resolution first: the first epoch's images at this share of their side
+    resize_full_share: float = 0.25  # ... growing to full size, which the last share of the epochs train at
+    resize_mode: ResizeMode = ResizeMode.resize
     resume: str = "auto"  # auto | false | a run directory to continue from
     keep_previous: bool = True  # resume=false: keep the replaced record in previous/N/ (false: delete it)
     seed: int = 0
@@ -135,6 +148,10 @@ class ConvNetConfig:
     head: str = "gap"
     fc: List[int] = field(default_factory=list)
     fc_dropout: float = 0.0
+    head_bias: bool = True
+    logit_scale: float = 1.0
+    norm_momentum: float = 0.1
+    norm_eps: float = 1e-5
     num_classes: int = 10
     activation: Any = None
     fill_budget: Optional[float] = None
@@ -186,6 +203,10 @@ def check_ranges(cfg: DictConfig) -> None:
     decay = cfg.trainer.ema_decay
     if decay is not None and not 0 < decay < 1:
         raise ConfigError(f"trainer.ema_decay={decay} must be a number in (0, 1), e.g. 0.999, or null")
+    if cfg.trainer.resize_start is not None:
+        from .pieces.low_resolution import check_settings  # the piece's own check, before any data is read
+
+        check_settings(cfg.trainer.resize_start, cfg.trainer.resize_full_share, str(cfg.trainer.resize_mode))
 
 
 def trainer_config(cfg: DictConfig) -> TrainerConfig:

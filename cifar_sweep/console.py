@@ -13,8 +13,9 @@ log = logging.getLogger("cifar_sweep")
 def log_training(entry, epochs: int) -> None:
     """The end of a training pass: loss, error on the batches as seen, operations, time, speed."""
     loss = f"{entry.train_loss:.4f}" if entry.train_loss is not None and math.isfinite(entry.train_loss) else "nan"
+    side = entry.resolution
     log.info(
-        "epoch %d/%d train  loss %s  error %6.2f%%%s  %.1f s  %.0f img/s  lr %.3g",
+        "epoch %d/%d train  loss %s  error %6.2f%%%s  %.1f s  %.0f img/s  lr %.3g%s",
         entry.epoch,
         epochs,
         loss,
@@ -23,6 +24,7 @@ def log_training(entry, epochs: int) -> None:
         entry.epoch_time_s,
         entry.images_per_s or 0.0,
         entry.lr,
+        f"  at {side}x{side}" if side is not None and side != 32 else "",  # low resolution first
     )
 
 

@@ -12,6 +12,7 @@ and `Plan` holds the length, which the trainer may set once the first epoch has 
     onecycle   linear warm-up to `peak` over `pct_start`, then cosine decay to peak / `final_div` (Smith 2018)
     linear     linear decay from `peak` (or the optimizer's lr) to `final_factor` x that, which is 0 by default:
                what budgeted training found best for a fixed budget (Li et al. 2020), as airbench does
+    triangle   airbench94's: from `start` x lr up to the lr at `peak_at` of the steps, then down to `end` x lr
 Every schedule takes `warmup`: a linear ramp from 0 over that fraction of the steps.
 """
 
@@ -151,3 +152,23 @@ class LinearDecay(Schedule):
     def lr(self, progress, epoch_progress, base_lr):
         start = base_lr if self.peak is None else self.peak
         return start * (1 - (1 - self.final_factor) * progress)
+
+
+class Triangle(Schedule):
+    """airbench94's schedule, as factors of optimizer.lr: linear from `start` at the first step up to 1 at
+    `peak_at` of the steps, then linear down to `end` at the end of training (after the last step, as
+    airbench interpolates over steps 0..total: the last step itself is a hair above `end`)."""
+
+    def __init__(self, start: float = 0.2, peak_at: float = 0.23, end: float = 0.07, warmup: float = 0.0):
+        super().__init__(warmup)
+        if not 0 <= peak_at < 1:
+            raise ConfigError(f"schedule.peak_at={peak_at} must be a fraction of training in [0, 1) (airbench: 0.23)")
+        for key, value in (("start", start), ("end", end)):
+            if value < 0:
+                raise ConfigError(f"schedule.{key}={value} must be a factor of optimizer.lr >= 0")
+        self.start, self.peak_at, self.end = start, peak_at, end
+
+    def lr(self, progress, epoch_progress, base_lr):
+        if progress < self.peak_at:
+            return base_lr * (self.start + (1 - self.start) * progress / self.peak_at)
+        return base_lr * (1 + (self.end - 1) * (progress - self.peak_at) / (1 - self.peak_at))

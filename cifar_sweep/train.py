@@ -117,6 +117,7 @@ class EpochEntry:
     images_per_s: float | None
     val_accuracy: float | None = None
     train_error: float | None = None  # on the (augmented) training batches, as they were seen
+    resolution: int | None = None  # the side of this epoch's training images (trainer.resize_start: smaller at first)
     # The operations of this epoch's training pass and of this evaluation (test + validation).
     train_adds: int | None = None
     train_muls: int | None = None
@@ -294,6 +295,13 @@ class Loop:
         self.order_generator = torch.Generator().manual_seed(trainer.seed)  # the batch order, independent of init
         self.evaluated_model: nn.Module = task.model  # weight averaging puts its average here
         self.result = FitResult(epochs_planned=trainer.epochs)
+        # What a piece may set before each epoch (low resolution first): a transform of every normalised training
+        # batch, the side of the images it makes and their operations per image, and each epoch's training cost
+        # relative to a full-size one, epoch_cost(epoch, planned epochs), which a time budget plans with.
+        self.batch_transform: Callable[[torch.Tensor], torch.Tensor] | None = None
+        self.train_resolution: int = task.train.images.shape[-1]
+        self.train_ops_per_image: OpCount | None = task.train_ops_per_image
+        self.epoch_cost: Callable[[int, int], float] | None = None
         self.epoch = 0
         self.last_training: EpochTraining | None = None
         self.last_epoch_s = self.last_eval_s = 0.0
@@ -358,6 +366,7 @@ class Loop:
             scheduler=self.scheduler,
             after_step=after_step,
             epoch=self.epoch,
+            transform=self.batch_transform,
         )
         self.last_epoch_s = self.clock() - started
         self.result.train_time_s += self.last_epoch_s
@@ -434,9 +443,10 @@ class Loop:
             train_time_s=self.result.train_time_s,
             eval_time_s=0.0,
             images_per_s=trained.images / seconds if seconds > 0 else None,
+            resolution=self.train_resolution,
         )
-        if self.task.train_ops_per_image is not None:
-            entry.set_ops("train", self.task.train_ops_per_image.scaled(trained.images), seconds)
+        if self.train_ops_per_image is not None:
+            entry.set_ops("train", self.train_ops_per_image.scaled(trained.images), seconds)
         return entry
 
     # ------------------------------------------------------------------ checkpoints
@@ -531,8 +541,10 @@ def train_one_epoch(
     scheduler: torch.optim.lr_scheduler.LRScheduler | None = None,
     after_step: Callable[[], None] | None = None,
     epoch: int = 1,
+    transform: Callable[[torch.Tensor], torch.Tensor] | None = None,
 ) -> EpochTraining:
-    """One pass over a fresh permutation of task.train; `epoch` (from 1) for augmentations that depend on it.
+    """One pass over a fresh permutation of task.train; `epoch` (from 1) for augmentations that depend on it;
+    `transform` of each normalised, augmented batch (low resolution first: smaller images).
 
     Nothing here waits for the device: loss and correct predictions are summed on the device and
     read once, at the end.
@@ -565,6 +577,8 @@ def train_one_epoch(
         images = task.normalize(pixels)
         if augment is not None:
             images = augment.normalised(images)
+        if transform is not None:
+            images = transform(images)
         with autocast(device, task.autocast_dtype):
             logits = model(images)
         loss = loss_fn(logits.float(), labels)  # the loss in float32 whatever the model computed in

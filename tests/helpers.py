@@ -162,9 +162,12 @@ def resnet_params_by_hand(widths, blocks, classes=10):
     return total + cin * classes + classes
 
 
-def tutorial_task(train, test, *, lr: float = 0.01, momentum: float = 0.9, channels_last: bool = False, **fields):
-    """A Task for fit(): the tutorial network (initialised from torch's global generator: seed it first), SGD,
-    cross-entropy and the tutorial's normalisation, on (images, labels) pairs; `fields` are the Task's others."""
+def tutorial_task(
+    train, test, *, lr: float = 0.01, momentum: float = 0.9, channels_last: bool = False, model=None, **fields
+):
+    """A Task for fit(): the tutorial network (initialised from torch's global generator: seed it first), or
+    `model`, SGD, cross-entropy and the tutorial's normalisation, on (images, labels) pairs; `fields` are the
+    Task's others."""
     import torch
     from torch import nn
 
@@ -173,7 +176,7 @@ def tutorial_task(train, test, *, lr: float = 0.01, momentum: float = 0.9, chann
     from cifar_sweep.train import Normalize, Task
 
     layout = torch.channels_last if channels_last else torch.contiguous_format
-    model = TutorialNet().to(memory_format=layout)
+    model = (model if model is not None else TutorialNet()).to(memory_format=layout)
     normalize = Normalize([0.5] * 3, [0.5] * 3, torch.device("cpu"), channels_last=channels_last)
     optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum)
     return Task(

@@ -77,6 +77,19 @@ def test_pooling():
     assert global_pool.output_shape == [1, 2, 1, 1] and global_pool.count == OpCount(adds=3 * 2, muls=2)
 
 
+def test_global_max_pooling_and_its_backward():
+    row = only(counts(nn.AdaptiveMaxPool2d(1), (2, 3, 3)), "adaptive_max_pool2d")
+    assert row.output_shape == [1, 2, 1, 1] and row.count == OpCount(max=2 * 8)  # 9 values: 8 comparisons each
+    model = nn.Sequential(nn.Conv2d(3, 4, 3, bias=False), nn.AdaptiveMaxPool2d(1), nn.Flatten(), nn.Linear(4, 2))
+    _, uncounted = training_ops_per_image(
+        model,
+        torch.optim.SGD(model.parameters(), lr=0.1),
+        nn.CrossEntropyLoss(),
+        (torch.randn(2, 3, 6, 6), torch.arange(2)),
+    )
+    assert uncounted == []  # adaptive_max_pool2d_backward too
+
+
 def test_batch_norm_in_eval_mode():
     row = only(counts(nn.BatchNorm2d(5), (5, 4, 4)), "batch_norm")
     assert row.count == OpCount(adds=80, muls=80)

@@ -8,6 +8,7 @@ import pytest
 import torch
 from torch import nn
 
+from cifar_sweep.config import TrainerConfig
 from cifar_sweep.errors import ConfigError
 from cifar_sweep.pieces import Lookahead, from_config
 from cifar_sweep.schedules import Plan
@@ -61,10 +62,7 @@ def test_the_last_epoch_ends_on_the_slow_weights_and_the_state_resumes():
 
 
 def test_the_trainer_keys():
-    trainer = SimpleNamespace(
-        ema_decay=None, lookahead_every=5, lookahead_decay=0.9, time_budget=None, stop_on_plateau=False, tta="none"
-    )
-    (piece,) = from_config(trainer)
+    (piece,) = from_config(TrainerConfig(lookahead_every=5, lookahead_decay=0.9))  # every other key at its default
     assert isinstance(piece, Lookahead) and piece.every == 5 and piece.decay == 0.9
     with pytest.raises(ConfigError, match="trainer.lookahead_decay=1.5 must be in"):
         Lookahead(every=5, decay=1.5)

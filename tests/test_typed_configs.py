@@ -31,6 +31,8 @@ REPO = Path(__file__).resolve().parents[1]
         ("model=convnet model.widths=[8,x]", ["model.widths", "Integer"]),
         ("trainer.nonsense=1", ["Could not override 'trainer.nonsense'"]),
         ("runtime.device=cpu trainer.time_budget=15m", None),
+        ("trainer.resize_mode=zoom", ["trainer.resize_mode=zoom", "expected one of [resize, crop]"]),
+        ("trainer.resize_start=half", ["trainer.resize_start=half", "Float"]),
     ],
 )
 def test_composition_fails_in_one_line_naming_the_key(override, words, tmp_path):
@@ -69,11 +71,13 @@ def compose(*overrides):
         ("trainer.ema_decay=1.5", "trainer.ema_decay=1.5 must be a number in (0, 1)"),
         ("trainer.time_budget=soon", "trainer.time_budget=soon is not a duration"),
         ("trainer.test_during_training=false", "trainer.test_during_training=false needs a validation split"),
+        ("trainer.resize_start=1.5", "trainer.resize_start=1.5 must be a fraction of the image's side in (0, 1)"),
+        ("trainer.resize_start=0.5 trainer.resize_full_share=0", "trainer.resize_full_share=0.0 must be a share"),
     ],
 )
 def test_ranges_are_checked_before_any_data(override, message):
     with pytest.raises(ConfigError) as error:
-        check_before_data(compose(override))
+        check_before_data(compose(*override.split()))
     assert str(error.value).startswith(message)
 
 

@@ -66,6 +66,7 @@ RULES: dict[str, Callable[[tuple, Any], OpCount]] = {
     "_softmax_backward_data": _softmax,
     "threshold_backward": _elementwise(max=1),  # relu: keep g where x > 0
     "max_pool2d_with_indices_backward": lambda args, out: OpCount(adds=args[0].numel()),  # scatter-add g
+    "adaptive_max_pool2d_backward": lambda args, out: OpCount(adds=args[0].numel()),  # the same, one window
     "avg_pool2d_backward": _avg_pool,
     "_adaptive_avg_pool2d_backward": _avg_pool,
     "leaky_relu_backward": _elementwise(muls=1, max=1),

@@ -56,6 +56,11 @@ def _adaptive_avg_pool(args, kwargs, out) -> OpCount:
     return OpCount(adds=(window - 1) * out.numel(), muls=out.numel())
 
 
+def _adaptive_max_pool(args, kwargs, out) -> OpCount:
+    window = args[0].numel() // max(out.numel(), 1)  # how many inputs each output is the largest of
+    return OpCount(max=(window - 1) * out.numel())
+
+
 def _reduction(kind: str, per_reduced: int = 1) -> Rule:
     """A sum, max or min over some dimensions: one `kind` per input folded into an output."""
 
@@ -126,6 +131,7 @@ _OWN_RULES: dict[str, Rule] = {
     **dict.fromkeys(("max_pool1d", "max_pool2d", "max_pool2d_with_indices", "max_pool3d"), _max_pool),
     "avg_pool2d": _avg_pool,
     **dict.fromkeys(("adaptive_avg_pool2d", "_adaptive_avg_pool2d"), _adaptive_avg_pool),
+    "adaptive_max_pool2d": _adaptive_max_pool,  # model.head=max (airbench's global max pooling)
     "mean": _mean,
     "sum": _reduction("adds"),
     "linalg_vector_norm": _vector_norm,

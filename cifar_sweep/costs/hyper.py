@@ -49,7 +49,7 @@ def hyper(name: str, args: tuple, kwargs: dict) -> dict:
         }
     if name in ("max_pool2d", "max_pool2d_with_indices", "avg_pool2d"):
         return _pool(args)
-    if name in ("adaptive_avg_pool2d", "_adaptive_avg_pool2d"):
+    if name in ("adaptive_avg_pool2d", "_adaptive_avg_pool2d", "adaptive_max_pool2d"):
         return {"output_size": _pair(args[1])}
     if name == "batch_norm":
         return {"features": args[0].shape[1], "eps": args[7], "training": bool(args[5])}

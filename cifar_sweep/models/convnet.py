@@ -28,10 +28,17 @@ trains faster): a constant, not a learned parameter, so the parameter count leav
 (a patch size, airbench: 2), the first layer is a frozen patch-whitening convolution fitted to the training
 images before training (cifar_sweep.models.whitening), then the activation: 2 x 3 x k x k channels, the image
 k - 1 pixels smaller; its filters count as parameters.
+
+The head: `head` gap (global average pooling), max (global max pooling: airbench's MaxPool over the last map,
+whatever its size, so that the network also takes smaller images) or flatten; `fc` hidden layers; the last
+linear layer (with a bias unless `head_bias` is false); its logits times `logit_scale` (airbench: 1/9, which
+softens the softmax early in training). `norm_momentum` and `norm_eps` are every batch norm's (torch's
+convention: running = (1 - momentum) x running + momentum x batch; airbench's "momentum 0.6" is 0.4 here).
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 
 import numpy
@@ -43,9 +50,10 @@ from .whitening import PatchWhitening
 
 BLOCKS = ("conv", "stack3x3", "residual", "inception")
 DOWNSAMPLES = ("max", "avg", "stride", "none")
-HEADS = ("gap", "flatten")
+HEADS = ("gap", "max", "flatten")
 
 Activation = Callable[[], nn.Module]
+Norm = Callable[[int], nn.Module]  # channels -> a batch norm of that many channels
 
 
 def conv_unit(
@@ -54,30 +62,30 @@ def conv_unit(
     kernel: int,
     stride: int,
     padding: int,
-    batch_norm: bool,
+    norm: Norm | None,
     activation: Activation | None,
 ) -> nn.Sequential:
-    """conv -> [batch norm] -> [activation]; the conv has a bias only when no batch norm follows it."""
+    """conv -> [norm] -> [activation]; the conv has a bias only when no batch norm follows it."""
     layers: list[nn.Module] = [
-        nn.Conv2d(in_channels, out_channels, kernel, stride=stride, padding=padding, bias=not batch_norm)
+        nn.Conv2d(in_channels, out_channels, kernel, stride=stride, padding=padding, bias=norm is None)
     ]
-    if batch_norm:
-        layers.append(nn.BatchNorm2d(out_channels))
+    if norm is not None:
+        layers.append(norm(out_channels))
     if activation is not None:
         layers.append(activation())
     return nn.Sequential(*layers)
 
 
 class ResidualBlock(nn.Module):
-    def __init__(self, in_channels: int, out_channels: int, stride: int, batch_norm: bool, activation: Activation):
+    def __init__(self, in_channels: int, out_channels: int, stride: int, norm: Norm | None, activation: Activation):
         super().__init__()
         self.body = nn.Sequential(
-            conv_unit(in_channels, out_channels, 3, stride, 1, batch_norm, activation),
-            conv_unit(out_channels, out_channels, 3, 1, 1, batch_norm, None),
+            conv_unit(in_channels, out_channels, 3, stride, 1, norm, activation),
+            conv_unit(out_channels, out_channels, 3, 1, 1, norm, None),
         )
         self.shortcut: nn.Module = nn.Identity()
         if stride != 1 or in_channels != out_channels:
-            self.shortcut = conv_unit(in_channels, out_channels, 1, stride, 0, batch_norm, None)
+            self.shortcut = conv_unit(in_channels, out_channels, 1, stride, 0, norm, None)
         self.activation = activation()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -87,7 +95,7 @@ class ResidualBlock(nn.Module):
 class InceptionBlock(nn.Module):
     """Four branches of about out/4 channels each, concatenated: several receptive fields side by side."""
 
-    def __init__(self, in_channels: int, out_channels: int, stride: int, batch_norm: bool, activation: Activation):
+    def __init__(self, in_channels: int, out_channels: int, stride: int, norm: Norm | None, activation: Activation):
         super().__init__()
         if out_channels < 4:
             raise ConfigError(f"an inception block needs a width >= 4 (one channel per branch), got {out_channels}")
@@ -95,7 +103,7 @@ class InceptionBlock(nn.Module):
         widths = [out_channels - 3 * quarter, quarter, quarter, quarter]
 
         def unit(cin, cout, kernel, s=1):
-            return conv_unit(cin, cout, kernel, s, kernel // 2, batch_norm, activation)
+            return conv_unit(cin, cout, kernel, s, kernel // 2, norm, activation)
 
         self.branches = nn.ModuleList(
             [
@@ -134,6 +142,10 @@ class ConvNet(nn.Module):
         head: str = "gap",
         fc: Sequence[int] = (),
         fc_dropout: float = 0.0,
+        head_bias: bool = True,
+        logit_scale: float = 1.0,
+        norm_momentum: float = 0.1,
+        norm_eps: float = 1e-5,
         activation: Activation | None = None,
         num_classes: int = 10,
         input_size: int = 32,
@@ -150,6 +162,9 @@ class ConvNet(nn.Module):
         activation = activation or nn.ReLU
         widths, blocks, block_kinds, downsamples, fc = _per_stage_values(widths, blocks, block, downsample, fc)
         _check_choices(block_kinds, downsamples, head, padding, kernel, dropout, fc_dropout)
+        norm = _batch_norm(norm_momentum, norm_eps) if batch_norm else None
+        if not logit_scale > 0:
+            raise ConfigError(f"model.logit_scale={logit_scale} must be > 0 (1: the logits as they are; airbench: 1/9)")
 
         layers: list[nn.Module] = []
         channels, size = 3, input_size
@@ -160,7 +175,7 @@ class ConvNet(nn.Module):
             layers.append(nn.Sequential(whitening, activation()))
             channels, size = whitening.out_channels, size - whiten + 1
         if stem:
-            layers.append(conv_unit(channels, stem, 3, 1, 1, batch_norm, activation))
+            layers.append(conv_unit(channels, stem, 3, 1, 1, norm, activation))
             channels = stem
         stride_next = 1
         for index, (width, count, kind, down) in enumerate(zip(widths, blocks, block_kinds, downsamples)):
@@ -168,7 +183,7 @@ class ConvNet(nn.Module):
             for position in range(count):
                 stride = stride_next if position == 0 else 1
                 stage.append(
-                    self._block(kind, channels, width, stride, kernel, padding, convs_per_block, batch_norm, activation)
+                    self._block(kind, channels, width, stride, kernel, padding, convs_per_block, norm, activation)
                 )
                 size = _block_output_size(size, kind, stride, kernel, padding, convs_per_block, index)
                 channels = width
@@ -187,49 +202,89 @@ class ConvNet(nn.Module):
             layers.append(nn.Sequential(*stage))
         self.features = nn.Sequential(*layers)
 
-        features = channels if head == "gap" else channels * size * size
-        self.head = _classifier(head, features, fc, fc_dropout, activation, num_classes)
+        features = channels * size * size if head == "flatten" else channels
+        self.head = _classifier(head, features, fc, fc_dropout, activation, num_classes, head_bias, logit_scale)
         if freeze_norm_scale:  # batch norm's scale stays 1: a constant, neither learned nor counted
-            for norm in self.modules():
-                if isinstance(norm, nn.BatchNorm2d):
-                    norm.weight.requires_grad_(False)
+            for layer in self.modules():
+                if isinstance(layer, nn.BatchNorm2d):
+                    layer.weight.requires_grad_(False)
         if dirac_init:
             for conv in self.features.modules():
                 if isinstance(conv, nn.Conv2d):
                     dirac_start(conv)
 
     @staticmethod
-    def _block(kind, cin, cout, stride, kernel, padding, convs_per_block, batch_norm, activation) -> nn.Module:
+    def _block(kind, cin, cout, stride, kernel, padding, convs_per_block, norm, activation) -> nn.Module:
         if kind == "conv":
-            return conv_unit(cin, cout, kernel, stride, kernel // 2 if padding == "same" else 0, batch_norm, activation)
+            return conv_unit(cin, cout, kernel, stride, kernel // 2 if padding == "same" else 0, norm, activation)
         if kind == "stack3x3":
             pad = 1 if padding == "same" else 0
             return nn.Sequential(
                 *(
-                    conv_unit(cin if i == 0 else cout, cout, 3, stride if i == 0 else 1, pad, batch_norm, activation)
+                    conv_unit(cin if i == 0 else cout, cout, 3, stride if i == 0 else 1, pad, norm, activation)
                     for i in range(convs_per_block)
                 )
             )
         if kind == "residual":
-            return ResidualBlock(cin, cout, stride, batch_norm, activation)
-        return InceptionBlock(cin, cout, stride, batch_norm, activation)
+            return ResidualBlock(cin, cout, stride, norm, activation)
+        return InceptionBlock(cin, cout, stride, norm, activation)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.features(x))
 
 
+class Scale(nn.Module):
+    """Multiplies its input by a constant (model.logit_scale): no parameter."""
+
+    def __init__(self, factor: float):
+        super().__init__()
+        self.factor = factor
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * self.factor
+
+    def extra_repr(self) -> str:
+        return f"{self.factor:g}"
+
+
+GLOBAL_POOLS = {"gap": nn.AdaptiveAvgPool2d, "max": nn.AdaptiveMaxPool2d}
+
+
 def _classifier(
-    head: str, features: int, fc: Sequence[int], fc_dropout: float, activation: Activation, num_classes: int
+    head: str,
+    features: int,
+    fc: Sequence[int],
+    fc_dropout: float,
+    activation: Activation,
+    num_classes: int,
+    bias: bool = True,
+    logit_scale: float = 1.0,
 ) -> nn.Sequential:
-    """Global average pooling (or flattening), the hidden fc layers, and the last linear layer."""
-    layers: list[nn.Module] = [nn.AdaptiveAvgPool2d(1) if head == "gap" else nn.Identity(), nn.Flatten()]
+    """Global average or max pooling (or flattening), the hidden fc layers, the last linear layer, and its logits
+    scaled (only when logit_scale is not 1: a default network has exactly the modules it always had)."""
+    pool = GLOBAL_POOLS[head](1) if head in GLOBAL_POOLS else nn.Identity()
+    layers: list[nn.Module] = [pool, nn.Flatten()]
     for units in fc:
         layers += [nn.Linear(features, units), activation()]
         if fc_dropout:
             layers.append(nn.Dropout(fc_dropout))
         features = units
-    layers.append(nn.Linear(features, num_classes))
+    layers.append(nn.Linear(features, num_classes, bias=bias))
+    if logit_scale != 1:
+        layers.append(Scale(logit_scale))
     return nn.Sequential(*layers)
+
+
+def _batch_norm(momentum: float, eps: float) -> Norm:
+    """model.norm_momentum and model.norm_eps, checked, as the factory of every batch norm of the network."""
+    if not 0 < momentum <= 1:
+        raise ConfigError(
+            f"model.norm_momentum={momentum} must be in (0, 1] (torch's convention, the batch's weight: "
+            f"0.1 by default; airbench's 0.6 is 0.4 here)"
+        )
+    if not eps > 0:
+        raise ConfigError(f"model.norm_eps={eps} must be > 0 (1e-5 by default; airbench: 1e-12)")
+    return functools.partial(nn.BatchNorm2d, momentum=momentum, eps=eps)
 
 
 WIDTH_MULTIPLE = 8  # filled widths are multiples of 8: vector units and bf16 tiles work in such blocks

@@ -10,9 +10,11 @@ from .averaging import WeightAveraging
 from .base import Piece
 from .data_fitting import DataFitting, data_fitting
 from .lookahead import Lookahead
+from .low_resolution import LowResolutionFirst
 from .stopping import PrunerReports, StopOnPlateau, loss_has_plateaued
 from .test_time_augmentation import FinalTestTimeAugmentation
 from .time_budget import TimeBudget, epochs_that_fit, final_eval_factor, parse_duration, planned_epochs
+from .whitening_bias import WhiteningBias
 
 __all__ = [
     "Piece",
@@ -20,6 +22,7 @@ __all__ = [
     "DataFitting",
     "data_fitting",
     "Lookahead",
+    "LowResolutionFirst",
     "StopOnPlateau",
     "PrunerReports",
     "FinalTestTimeAugmentation",
@@ -43,11 +46,16 @@ def from_config(trainer, test_share: float | None = None) -> list[Piece]:
     pieces: list[Piece] = []
     if trainer.ema_decay:
         pieces.append(WeightAveraging(trainer.ema_decay))
+    if trainer.whiten_bias_epochs:
+        pieces.append(WhiteningBias(trainer.whiten_bias_epochs))
     if trainer.lookahead_every:
         pieces.append(Lookahead(trainer.lookahead_every, trainer.lookahead_decay))
     budget_s = parse_duration(trainer.time_budget)
     if budget_s is not None:
         pieces.append(TimeBudget(budget_s, trainer.max_epochs, final_eval_factor(views, test_share)))
+    if trainer.resize_start is not None:  # after the time budget: it picks each epoch's side once the plan is moved
+        mode = str(trainer.resize_mode)
+        pieces.append(LowResolutionFirst(trainer.resize_start, trainer.resize_full_share, mode, trainer.seed + 2))
     if trainer.stop_on_plateau:
         pieces.append(StopOnPlateau(trainer.plateau_patience, trainer.plateau_min_delta))
     if views > 1:
