@@ -2,6 +2,7 @@
 #   make run    create .venv, install everything, train the tutorial network for 2 epochs on CIFAR-10
 #   make test   create .venv, install everything, run the tests
 #   make lint   ruff: the checks and the formatting CI requires (make format applies them)
+#   make docs   regenerate docs/reference.md, the configuration reference, from conf/ (a test checks it is current)
 # Extra arguments: make run ARGS="model.c1=12 trainer.epochs=5"   make test PYTEST_ARGS="-k data"
 
 PYTHON ?= python3
@@ -14,7 +15,7 @@ SHARED_PNG := ../shared/data/cifar10-png.tar.gz
 CIFAR10_ROOT ?= $(if $(wildcard $(SHARED_PNG)),$(SHARED_PNG),./data)
 export CIFAR10_ROOT
 
-.PHONY: install run test lint format clean
+.PHONY: install run test lint format docs clean
 
 install: $(VENV)/.installed
 
@@ -38,6 +39,9 @@ lint: install  # what CI checks before the tests
 format: install  # fix what lint reports, where ruff can
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
+
+docs: install
+	$(BIN)/python -m cifar_sweep.reference docs/reference.md
 
 clean:
 	rm -rf $(VENV) outputs multirun build dist *.egg-info

@@ -28,7 +28,7 @@ from hydra.utils import instantiate, to_absolute_path
 from omegaconf import DictConfig
 
 from . import costs, pieces, run_dirs
-from .budget import count_config_params
+from .budget import count_params
 from .checkpoint import Checkpoints
 from .config import check_ranges, trainer_config
 from .config_dirs import CONFIG_DIR, with_config_dir
@@ -276,7 +276,21 @@ def check_before_data(cfg: DictConfig) -> int:
             "data.val_size (e.g. 5000), or trainer.test_during_training=true"
         )
     pieces.parse_duration(cfg.trainer.time_budget)
-    return count_config_params(cfg.model)
+    return check_buildable(cfg)
+
+
+def check_buildable(cfg: DictConfig) -> int:
+    """Build what the groups' `_target_`s make, without data or weights (the model on the meta device, the optimizer
+    over its parameters), so that their constructors' checks fail before any data is read; returns the model's
+    parameters, counted as cifar_sweep.budget counts them."""
+    with torch.device("meta"):
+        model = build("model", cfg.model)
+        trained = optimizer_parameters(model, cfg.trainer.norm_lr_factor, cfg.optimizer.get("lr"))
+        build("optimizer", cfg.optimizer, trained)
+    build("loss", cfg.loss)
+    build("schedule", cfg.schedule)
+    build("augmentation", cfg.augmentation, seed=0, device="cpu", num_images=1)
+    return count_params(model)
 
 
 def check_budget(params: int, limit: int | None) -> None:
@@ -329,8 +343,9 @@ def build(group: str, node: DictConfig, *args, **kwargs):
         built = instantiate(node)
         return built(*args, **kwargs) if args or kwargs else built
     except Exception as error:
-        if find_user_error(error) is not None:
-            raise
+        user_error = find_user_error(error)
+        if user_error is not None:
+            raise user_error from None  # the one-line error itself, not Hydra's wrapping of it
         raise ConfigError(
             f"{group}: {one_line(error)}: check the {group}.* values (cifar-sweep --cfg job shows them)"
         ) from None

@@ -12,12 +12,13 @@ Ranges (a batch size > 0) are checked by `check_ranges`, once, before any data i
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any, List, Optional
 
 from hydra.core.config_store import ConfigStore
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from .errors import ConfigError
 
@@ -54,7 +55,7 @@ class Amp(str, Enum):
 @dataclass
 class TrainerConfig:
     epochs: int = 2  # under a time budget: the length the schedule assumes until the first epoch is timed
-    time_budget: Optional[str] = None  # 1h, 15m, 90s or seconds (cifar_sweep.pieces.time_budget.parse_duration)
+    time_budget: Optional[str] = None  # 1h, 15m, 90s or seconds (cifar_sweep.durations.parse_duration)
     max_epochs: Optional[int] = None  # under a time budget: at most this many epochs
     stop_on_plateau: bool = False
     plateau_patience: int = 2
@@ -179,34 +180,119 @@ def register() -> None:
 register()
 
 
-# Range checks (the types are checked at composition): (group, key, the smallest allowed value, what is allowed).
-# A null is allowed wherever the schema is Optional: it means "all" or "off". The data layer checks its sizes.
-LOWEST = (
-    ("data", "batch_size", 1, "a whole number > 0"),
-    ("data", "test_batch_size", 1, "a whole number > 0"),
-    ("trainer", "epochs", 0, "a whole number >= 0"),
-    ("trainer", "eval_every", 1, "a whole number >= 1"),
-    ("trainer", "plateau_patience", 1, "a whole number >= 1"),
-    ("trainer", "max_epochs", 1, "a whole number >= 1"),
-    ("trainer", "progress_interval_s", 0, "a number of seconds >= 0"),
-    ("augmentation", "crop_padding", 0, "a whole number >= 0"),
-    ("augmentation", "cutout", 0, "a whole number >= 0"),
+# ------------------------------------------------------------------ values: checked before any data is read
+#
+# The types are checked at composition (the schemas above); what a type cannot say is here, once: a rule per key,
+# (key, test, what is allowed), and one ConfigError naming the key, the value and what is allowed. A rule is checked
+# where the composed config has the key (an optimizer without momentum has no optimizer.momentum) and its value is not
+# null (null means "all" or "off" wherever a schema allows it). The groups built from a `_target_` (optimizer,
+# schedule, loss, augmentation, model) are built once before the data, by app.check_before_data, so that their own
+# constructors' checks come first too; the rules cover what those constructors let through (NaN, infinity, ranges
+# torch does not check).
+
+IMAGE_SIDE = 32  # CIFAR-10's: what a crop, a cutout square or a kernel must fit in
+CHANNELS = 3
+
+
+def _number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _numbers(value, count: int | None = None) -> bool:
+    values = list(value) if isinstance(value, (list, tuple, ListConfig)) else None
+    return values is not None and (count is None or len(values) == count) and all(_number(v) for v in values)
+
+
+def at_least(low):
+    return lambda value: _number(value) and value >= low
+
+
+def above(low):
+    return lambda value: _number(value) and value > low
+
+
+def within(low, high, *, low_open=False, high_open=False):
+    def test(value) -> bool:
+        if not _number(value):
+            return False
+        return (value > low if low_open else value >= low) and (value < high if high_open else value <= high)
+
+    return test
+
+
+RULES = (
+    ("data.batch_size", at_least(1), "a whole number > 0"),
+    ("data.test_batch_size", at_least(1), "a whole number > 0"),
+    ("data.val_size", at_least(0), "a whole number >= 0"),  # their upper bounds are the dataset's (cifar_sweep.data)
+    ("data.train_size", at_least(1), "a whole number > 0, or null for all"),
+    ("data.test_size", at_least(1), "a whole number > 0, or null for all"),
+    ("data.mean", lambda v: _numbers(v, CHANNELS), f"{CHANNELS} finite numbers, one per channel, e.g. [0.5,0.5,0.5]"),
+    (
+        "data.std",
+        lambda v: _numbers(v, CHANNELS) and all(x > 0 for x in v),
+        f"{CHANNELS} finite numbers > 0, one per channel, e.g. [0.5,0.5,0.5]",
+    ),
+    ("trainer.epochs", at_least(0), "a whole number >= 0"),
+    ("trainer.eval_every", at_least(1), "a whole number >= 1"),
+    ("trainer.plateau_patience", at_least(1), "a whole number >= 1"),
+    ("trainer.plateau_min_delta", at_least(0), "a finite number >= 0 (a relative improvement, e.g. 0.01)"),
+    ("trainer.max_epochs", at_least(1), "a whole number >= 1"),
+    ("trainer.progress_interval_s", at_least(0), "a number of seconds >= 0"),
+    ("trainer.ema_decay", within(0, 1, low_open=True, high_open=True), "a number in (0, 1), e.g. 0.999, or null"),
+    ("trainer.norm_lr_factor", above(0), "a finite number > 0 (1: the same rate as the weights)"),
+    ("trainer.lookahead_every", at_least(0), "a whole number of steps >= 0 (0 or null: off; airbench: 5)"),
+    ("trainer.lookahead_decay", within(0, 1, low_open=True, high_open=True), "a number in (0, 1) (airbench: 0.95)"),
+    ("trainer.whiten_bias_epochs", at_least(0), "a whole number of epochs >= 0 (airbench: 3), or null"),
+    (
+        "trainer.resize_start",
+        within(0, 1, low_open=True, high_open=True),
+        "a fraction of the image's side in (0, 1), e.g. 0.5 (16x16 first), or null for full-size epochs throughout",
+    ),
+    (
+        "trainer.resize_full_share",
+        within(0, 1, low_open=True),
+        "a share of the epochs in (0, 1], e.g. 0.25: the last epochs train at full size",
+    ),
+    ("augmentation.crop_padding", within(0, IMAGE_SIDE - 1), f"a whole number from 0 to {IMAGE_SIDE - 1}"),
+    ("augmentation.cutout", within(0, IMAGE_SIDE), f"a whole number from 0 to {IMAGE_SIDE} (the image's side)"),
+    ("optimizer.lr", at_least(0), "a finite number >= 0"),
+    ("optimizer.weight_decay", at_least(0), "a finite number >= 0"),
+    ("optimizer.momentum", within(0, 1, high_open=True), "a number in [0, 1)"),
+    ("optimizer.sgd_momentum", within(0, 1, high_open=True), "a number in [0, 1)"),
+    ("optimizer.alpha", within(0, 1, high_open=True), "a number in [0, 1)"),
+    (
+        "optimizer.betas",
+        lambda v: _numbers(v, 2) and all(0 <= x < 1 for x in v),
+        "two numbers in [0, 1), e.g. [0.9,0.999]",
+    ),
+    ("schedule.peak", above(0), "a finite number > 0"),
+    ("schedule.final_factor", at_least(0), "a finite number >= 0"),
+    ("schedule.gamma", above(0), "a finite number > 0"),
+    ("schedule.div", above(0), "a finite number > 0"),
+    ("schedule.final_div", above(0), "a finite number > 0"),
+    ("schedule.values", lambda v: _numbers(v) and all(x >= 0 for x in v), "a list of finite rates >= 0"),
+    ("loss.label_smoothing", within(0, 1), "a number in [0, 1]"),
+    ("loss.margin", above(0), "a finite number > 0"),
+    ("model.kernel", within(1, IMAGE_SIDE), f"an odd whole number from 1 to {IMAGE_SIDE}"),
+    ("model.whiten", within(1, IMAGE_SIDE - 1), f"a patch size from 1 to {IMAGE_SIDE - 1} (airbench: 2), or null"),
+    ("model.num_classes", lambda v: v == 10, "10, CIFAR-10's classes"),
+    *((f"model.{key}", at_least(1), "a whole number > 0") for key in ("c1", "c2", "f1", "f2")),  # the tutorial's
+    ("budget.max_params", at_least(1), "a whole number > 0, or null for no limit"),
 )
 
 
 def check_ranges(cfg: DictConfig) -> None:
-    """What a type cannot say: one ConfigError naming the key and the allowed values."""
-    for group, key, lowest, allowed in LOWEST:
-        value = OmegaConf.select(cfg, f"{group}.{key}")
-        if value is not None and value < lowest:
-            raise ConfigError(f"{group}.{key}={value} must be {allowed}")
-    decay = cfg.trainer.ema_decay
-    if decay is not None and not 0 < decay < 1:
-        raise ConfigError(f"trainer.ema_decay={decay} must be a number in (0, 1), e.g. 0.999, or null")
-    if cfg.trainer.resize_start is not None:
-        from .pieces.low_resolution import check_settings  # the piece's own check, before any data is read
+    """What a type cannot say: the first rule a value breaks, as one ConfigError naming the key and what is allowed."""
+    for key, test, allowed in RULES:
+        value = OmegaConf.select(cfg, key, default=None)
+        if value is not None and not test(value):
+            shown = OmegaConf.to_container(value) if isinstance(value, ListConfig) else value
+            raise ConfigError(f"{key}={_plain(shown)} must be {allowed}")
 
-        check_settings(cfg.trainer.resize_start, cfg.trainer.resize_full_share, str(cfg.trainer.resize_mode))
+
+def _plain(value) -> str:
+    """A value as the command line writes it: [0.5,0.5], not [0.5, 0.5]."""
+    return "[" + ",".join(str(v) for v in value) + "]" if isinstance(value, list) else str(value)
 
 
 def trainer_config(cfg: DictConfig) -> TrainerConfig:

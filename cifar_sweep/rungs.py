@@ -18,8 +18,8 @@ from __future__ import annotations
 import math
 from typing import Any, NamedTuple
 
+from .durations import parse_duration
 from .errors import ConfigError
-from .pieces.time_budget import parse_duration
 
 
 def duration_label(seconds: float) -> str:

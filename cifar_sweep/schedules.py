@@ -130,6 +130,8 @@ class OneCycle(Schedule):
         self, peak: float = 0.1, pct_start: float = 0.3, div: float = 25.0, final_div: float = 1e4, warmup: float = 0.0
     ):
         super().__init__(warmup)
+        if peak is None or not 0 < peak < math.inf:
+            raise ConfigError(f"schedule.peak={peak} must be a finite number > 0 (one cycle's top rate)")
         if not 0 < pct_start < 1:
             raise ConfigError(f"schedule.pct_start={pct_start} must be in (0, 1)")
         self.peak, self.pct_start, self.div, self.final_div = peak, pct_start, div, final_div

@@ -22,7 +22,8 @@ from .report import write_report
 from .tables import FORMATS, export, table
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
+    """The command line: its subcommands and their options (tests/test_docs.py parses the docs' commands with it)."""
     parser = argparse.ArgumentParser(
         prog="multirun-analysis", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -73,7 +74,11 @@ def main(argv: list[str] | None = None) -> int:
                 required=True,
                 help="the folder of PNGs" if name == "plot" else "REPORT.md (REPORT.html and figures/ go beside it)",
             )
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
     if args.command == "search":
         return search_report(args, argv)
     frame = load(args.paths, storage=args.storage, study=args.study)

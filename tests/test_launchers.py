@@ -27,8 +27,9 @@ from hydra_plugins.cifar_sweep_optuna.sweeper import search_space
 
 from .helpers import CONF, REPO, cifar_sweep, search, study_in
 
-README = REPO / "README.md"
-MIGRATION_HEADING = "### Coming from hydra-optuna-sweeper"
+MIGRATION_PAGE = REPO / "docs" / "from-hydra-optuna-sweeper.md"
+MACHINES_PAGE = REPO / "docs" / "machines.md"
+MIGRATION_HEADING = "# Coming from hydra-optuna-sweeper"
 
 try:
     import hydra_plugins.hydra_submitit_launcher  # noqa: F401
@@ -242,11 +243,11 @@ def alive(pid: int) -> bool:
         return False
 
 
-# --- coming from hydra-optuna-sweeper (the README's section, run) -----------------------------------------------
+# --- coming from hydra-optuna-sweeper (docs/from-hydra-optuna-sweeper.md, run) ------------------------------------
 
 
-def readme_section(heading: str) -> str:
-    text = README.read_text()
+def readme_section(heading: str, page: Path = MIGRATION_PAGE) -> str:
+    text = page.read_text()
     start = text.index(heading)
     end = text.find("\n## ", start)
     return text[start : end if end != -1 else len(text)]
@@ -339,7 +340,7 @@ def test_the_readme_migrated_search_composes(tmp_path, app_env):
 def test_the_readme_slurm_command_composes(tmp_path, app_env):
     """The README's submitit_slurm command, composed (there is no SLURM here to submit to): its keys exist in
     hydra-submitit-launcher's SLURM config and reach the launcher as written."""
-    section = readme_section("### More than one machine")
+    section = readme_section("## SLURM", MACHINES_PAGE)
     command = re.search(r"(cifar-sweep -m [^\n]*submitit_slurm.*?)\n```", section, flags=re.S).group(1)
     args = [a.strip("'") for a in command.replace("\\\n", " ").split()[2:]]
     done = cifar_sweep(*args, "--cfg", "hydra", "-p", "hydra.launcher", env=app_env, cwd=tmp_path)

@@ -389,6 +389,52 @@ def promoted_by_rule(values_in_order: list[float], factor: int) -> list[bool]:
     return out
 
 
+def test_a_search_killed_during_its_rungs_and_restarted_at_once_finishes_every_trial(tmp_path, app_env, data_archive):
+    """As a user does after a crash: a custom-space search with rungs SIGKILLed during a trial's training three times,
+    each time started again right away, while the killed trials' heartbeats have not yet stopped for the grace
+    period. The last start waits for them, retries them once they are stale, and exits 0 only when no trial is left
+    RUNNING: one run directory per trial and rung, each trial's values those of its runs' records."""
+    args = search(
+        tmp_path,
+        data_archive,
+        "trainer.epochs=1",
+        "trainer.max_epochs=2",  # 3 steps an epoch: a rung trains at most 6
+        "hydra.sweeper.n_trials=4",
+        RUNGS,
+        *CONDITIONAL,
+        # a start takes a few seconds: a grace period longer than that, so that each start finds the trial the
+        # one before it left still within it, as a user's restart right after a crash does
+        "hydra.sweeper.heartbeat_interval_s=1",
+        "hydra.sweeper.grace_period_s=10",
+    )
+    for _ in range(3):  # the 7th step of each start: in its second run
+        killed = cifar_sweep(*args, env=app_env, cwd=tmp_path, fault=("mid_epoch", 7))
+        assert killed.returncode == -9, killed.stderr[-3000:]
+    left = [t.number for t in study_in(tmp_path).get_trials() if t.state == optuna.trial.TrialState.RUNNING]
+    assert left, "the kills left trials running: the case of this test"
+
+    finished = cifar_sweep(*args, env=app_env, cwd=tmp_path)
+    assert finished.returncode == 0, finished.stderr[-3000:]
+    assert "still running" in finished.stdout + finished.stderr  # it said what it waited for
+    trials = study_in(tmp_path).get_trials()
+    assert not [t.number for t in trials if t.state == optuna.trial.TrialState.RUNNING]
+    assert set(left) <= {t.number for t in trials if t.state == optuna.trial.TrialState.FAIL}  # failed, retried
+    done = [t for t in trials if t.user_attrs.get("launched") and t.state != optuna.trial.TrialState.FAIL]
+    assert len(done) == 4
+    records = {p.parent.name: json.loads(p.read_text()) for p in (tmp_path / "sweep").glob("*/result.json")}
+    stems = {t.number: Path(t.user_attrs["run_dir_stem"]).name for t in done}
+    budgets = ("1s", "2s", "4s")
+    expected = {f"{stems[t.number]}-{budgets[step - 1]}" for t in done for step in t.intermediate_values}
+    run_dirs = {path.name for path in (tmp_path / "sweep").iterdir() if path.is_dir() and not path.name.startswith(".")}
+    assert run_dirs == expected == set(records)  # one directory per trial and rung, no orphan
+    assert all(record["status"] == "completed" for record in records.values())
+    for t in done:
+        for step, value in t.intermediate_values.items():
+            assert value == records[f"{stems[t.number]}-{budgets[step - 1]}"]["val_accuracy"]
+        if t.state == optuna.trial.TrialState.COMPLETE:
+            assert t.value == records[f"{stems[t.number]}-4s"]["val_accuracy"]
+
+
 def test_rungs_train_the_best_trials_again_under_longer_budgets_and_resume_after_a_kill(
     tmp_path, app_env, data_archive
 ):

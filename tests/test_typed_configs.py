@@ -73,6 +73,23 @@ def compose(*overrides):
         ("trainer.test_during_training=false", "trainer.test_during_training=false needs a validation split"),
         ("trainer.resize_start=1.5", "trainer.resize_start=1.5 must be a fraction of the image's side in (0, 1)"),
         ("trainer.resize_start=0.5 trainer.resize_full_share=0", "trainer.resize_full_share=0.0 must be a share"),
+        # what a new user tried (issue 33): each was a traceback, or a run recorded as if nothing were wrong
+        ("data.mean=[0.5,0.5]", "data.mean=[0.5,0.5] must be 3 finite numbers, one per channel"),
+        ("data.std=[0,0,0]", "data.std=[0.0,0.0,0.0] must be 3 finite numbers > 0"),
+        ("schedule=onecycle schedule.peak=-0.1", "schedule.peak=-0.1 must be a finite number > 0"),
+        ("schedule=onecycle schedule.peak=null", "schedule.peak=None must be a finite number > 0"),
+        ("optimizer.lr=nan", "optimizer.lr=nan must be a finite number >= 0"),
+        ("optimizer.lr=inf", "optimizer.lr=inf must be a finite number >= 0"),
+        ("augmentation=cutout augmentation.cutout=100", "augmentation.cutout=100 must be a whole number from 0 to 32"),
+        ("augmentation=flip_crop augmentation.crop_padding=40", "augmentation.crop_padding=40 must be"),
+        ("loss=label_smoothing loss.label_smoothing=1.5", "loss.label_smoothing=1.5 must be a number in [0, 1]"),
+        ("optimizer=adam optimizer.betas=[0.9,1.5]", "optimizer.betas=[0.9,1.5] must be two numbers in [0, 1)"),
+        ("optimizer.momentum=1.0", "optimizer.momentum=1.0 must be a number in [0, 1)"),
+        ("optimizer.weight_decay=-1", "optimizer.weight_decay=-1"),
+        ("trainer.lookahead_decay=2", "trainer.lookahead_decay=2.0 must be a number in (0, 1)"),
+        ("budget.max_params=0", "budget.max_params=0 must be a whole number > 0"),
+        ("optimizer=muon optimizer.lr=0", "optimizer.lr=0 must be > 0"),  # the optimizer's own check, before data
+        ("schedule=triangle schedule.peak_at=1.5", "schedule.peak_at=1.5 must be a fraction of training"),
     ],
 )
 def test_ranges_are_checked_before_any_data(override, message):

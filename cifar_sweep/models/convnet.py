@@ -153,6 +153,10 @@ class ConvNet(nn.Module):
         budget_params: int | None = None,
     ):
         super().__init__()
+        if convs_per_block < 1:
+            raise ConfigError(f"model.convs_per_block={convs_per_block} must be a whole number >= 1")
+        if stem is not None and stem < 1:
+            raise ConfigError(f"model.stem={stem} must be a number of channels >= 1, or null for no stem")
         if fill_budget is not None:
             shape = dict(locals())
             for name in ("self", "__class__", "fill_budget", "budget_params"):

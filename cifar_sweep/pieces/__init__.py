@@ -6,6 +6,7 @@ from_config(trainer_cfg)   the pieces a trainer config asks for, in the order fi
 from __future__ import annotations
 
 from ..augment import count_test_time_views
+from ..durations import parse_duration
 from .averaging import WeightAveraging
 from .base import Piece
 from .data_fitting import DataFitting, data_fitting
@@ -13,7 +14,7 @@ from .lookahead import Lookahead
 from .low_resolution import LowResolutionFirst
 from .stopping import PrunerReports, StopOnPlateau, loss_has_plateaued
 from .test_time_augmentation import FinalTestTimeAugmentation
-from .time_budget import TimeBudget, epochs_that_fit, final_eval_factor, parse_duration, planned_epochs
+from .time_budget import TimeBudget, epochs_that_fit, final_eval_factor, planned_epochs
 from .whitening_bias import WhiteningBias
 
 __all__ = [

@@ -36,9 +36,8 @@ from .base import Piece
 log = logging.getLogger("cifar_sweep")
 
 SIDE_MULTIPLE = 4  # sides are multiples of 4 pixels: the feature maps stay whole through two 2x2 poolings
-PROBE_IMAGES = 256  # the batch each side's cost is measured on (or the training batch, if smaller)
+PROBE_IMAGES = 1024  # the batch each side's cost is measured on: the training batch, up to this
 PROBE_STEPS = 2  # timed steps per side, after one untimed (its first call allocates)
-MODES = ("resize", "crop")
 
 
 def side_of_epoch(epoch: int, planned: int, start: float, full_share: float, full_side: int = 32) -> int:
@@ -58,21 +57,6 @@ def sides_of_plan(planned: int, start: float, full_share: float, full_side: int 
     return [side_of_epoch(epoch, planned, start, full_share, full_side) for epoch in range(1, planned + 1)]
 
 
-def check_settings(start, full_share, mode: str) -> None:
-    if not 0 < start < 1:
-        raise ConfigError(
-            f"trainer.resize_start={start} must be a fraction of the image's side in (0, 1), e.g. 0.5 (16x16 first), "
-            f"or null for full-size epochs throughout"
-        )
-    if not 0 < full_share <= 1:
-        raise ConfigError(
-            f"trainer.resize_full_share={full_share} must be a share of the epochs in (0, 1], e.g. 0.25: the last "
-            f"epochs train at full size"
-        )
-    if mode not in MODES:
-        raise ConfigError(f"trainer.resize_mode={mode} is unknown: choose one of {', '.join(MODES)}")
-
-
 # (loop, the sides to measure, the transform to a side) -> seconds of one training step at each side
 CostProbe = Callable[[object, list[int], Callable[[torch.Tensor, int], torch.Tensor]], dict[int, float]]
 
@@ -88,7 +72,7 @@ class LowResolutionFirst(Piece):
         seed: int = 0,
         probe: CostProbe | None = None,
     ):
-        check_settings(start, full_share, mode)
+        # the ranges are checked with the configuration's (cifar_sweep.config.RULES), before any data is read
         self.start_scale, self.full_share, self.mode, self.seed = start, full_share, mode, seed
         self.probe = probe or time_training_steps
         self.full_side = 32
@@ -194,23 +178,32 @@ class LowResolutionFirst(Piece):
 def time_training_steps(
     loop, sides: list[int], shrink: Callable[[torch.Tensor, int], torch.Tensor], steps: int = PROBE_STEPS
 ) -> dict[int, float]:
-    """Seconds of one training step (forward, loss, backward, the optimizer's step) at each side: the fastest of
-    `steps`, after an untimed one, on copies of the model and its optimizer, so that training is untouched."""
+    """Seconds of one training step at each side, as train_one_epoch takes it (a batch of the training size gathered,
+    augmented at full size, normalised, shrunk; forward, loss, backward, the optimizer's step): the fastest of
+    `steps`, after an untimed one, on copies of the model, its optimizer and the augmentation, so that training is
+    untouched. The per-batch work that stays at full size (augmentation, normalisation) is in it: a 16x16 epoch
+    costs more than a quarter of a full-size one."""
     task = loop.task
     device = task.train.labels.device
-    model, optimizer = copy.deepcopy((task.model, task.optimizer))  # one deepcopy: the copy steps the copied weights
+    # one deepcopy: the copied optimizer steps the copied weights
+    model, optimizer, augment = copy.deepcopy((task.model, task.optimizer, task.augment))
     model.train()
     count = min(task.batch_size, PROBE_IMAGES, len(task.train))
-    images, labels = task.normalize(task.train.images[:count]), task.train.labels[:count]
+    indices = torch.arange(count, device=device)
+    pixels, labels = task.train.images[:count], task.train.labels[:count]
     seconds = {}
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):  # dropout's draws stay training's
         for side in sides:
-            batch = shrink(images, side)
             timed = []
             for step in range(1 + steps):
                 started = loop.clock()
+                batch = augment.pixels(pixels, indices) if augment is not None else pixels
+                images = task.normalize(batch)
+                if augment is not None:
+                    images = augment.normalised(images)
+                images = shrink(images, side)
                 with torch.autocast(device.type, task.autocast_dtype, enabled=task.autocast_dtype is not None):
-                    logits = model(batch)
+                    logits = model(images)
                 loss = task.loss_fn(logits.float(), labels)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()

@@ -382,7 +382,11 @@ class CifarOptunaSweeper(Sweeper):
             f"; {self.rungs.describe()}" if self.rungs else "",
         )
         self._rejected_in_a_row, failures, returns = 0, 0, []
-        while (self._launched(study) < self.n_trials or self._promoted) and not self._grid_exhausted(study):
+        # Every trial counted is run here, or ends elsewhere: one still RUNNING after the last launch (another
+        # worker's, or a killed sweep's) is waited for, and retried here once its heartbeat has stopped.
+        while self._more_to_launch(study) or self._retried_after_waiting(study):
+            if not self._more_to_launch(study):
+                continue
             batch = self._next_batch(study, space)
             finished = [item for item in batch if isinstance(item, Finished)]
             launches = [item for item in batch if isinstance(item, Launch)]
@@ -405,6 +409,32 @@ class CifarOptunaSweeper(Sweeper):
                 _stop(conflict)
         self._write_best(study)
         return returns
+
+    def _more_to_launch(self, study: optuna.Study) -> bool:
+        return (self._launched(study) < self.n_trials or bool(self._promoted)) and not self._grid_exhausted(study)
+
+    def _retried_after_waiting(self, study: optuna.Study) -> bool:
+        """With nothing left to launch, wait while the study holds RUNNING trials: another worker's (their heartbeat
+        alive) until they end; a killed sweep's (their heartbeat stopped less than grace_period_s ago) until they
+        are failed as stale, and so queued again (RetryFailedTrialCallback). True when that left trials to run
+        here; False once no trial runs anywhere: the sweep is finished."""
+        started = time.monotonic()
+        while True:
+            running = _running_numbers(study)
+            if not running:
+                return False
+            self._fail_stale_trials(study)
+            if running - _running_numbers(study):
+                return True
+            log.info(
+                "all %d trials launched; waiting for trial(s) %s, still running: another worker's, or a killed "
+                "sweep's whose heartbeat has stopped for less than %d s (then they are retried here); %.0f s so far",
+                self.n_trials,
+                ", ".join(map(str, sorted(running))),
+                self.grace_period_s,
+                time.monotonic() - started,
+            )
+            time.sleep(self.heartbeat_interval_s)
 
     # ------------------------------------------------------------------ trials to try first
 
