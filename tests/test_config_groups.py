@@ -146,7 +146,7 @@ def test_over_budget_run_stops_at_once_and_says_how_to_lift_it(tmp_path, app_env
         (["trainer.epochs=[1"], "no viable alternative at input '[1'"),
         (["optimizer.lr=-1"], "optimizer.lr=-1 must be a finite number >= 0"),  # checked before the data
         # what no rule of the project checks, torch's own constructor does: its words, in one line
-        (["optimizer=adam", "optimizer.eps=-1"], "optimizer: Invalid epsilon value: -1: check the optimizer.* values"),
+        (["optimizer=adam", "+optimizer.eps=-1"], "optimizer: Invalid epsilon value: -1: check the optimizer.* values"),
     ],
 )
 def test_unknown_options_and_wrong_types_are_one_line(tmp_path, app_env, data_archive, overrides, expected):
