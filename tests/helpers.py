@@ -197,3 +197,35 @@ def tiny_run(tmp_path: Path, data_archive: Path, *overrides: str) -> Path:
         f"hydra.run.dir={run_dir}",
     )
     return run_dir
+
+
+# --- schedules and clocks --------------------------------------------------------------------------------
+
+
+def lrs_by_epoch(schedule, epochs=8, steps_per_epoch=5, base_lr=0.05) -> list[float]:
+    """The learning rate at the start of each epoch under `schedule`, stepped as the trainer steps it."""
+    import torch
+    from torch import nn
+
+    from cifar_sweep.schedules import Plan
+
+    model = nn.Linear(2, 2)
+    optimizer = torch.optim.SGD(model.parameters(), lr=base_lr)
+    scheduler = schedule.scheduler(optimizer, Plan(epochs, steps_per_epoch))
+    per_epoch = []
+    for _ in range(epochs):
+        per_epoch.append(optimizer.param_groups[0]["lr"])
+        for _ in range(steps_per_epoch):
+            optimizer.step()
+            scheduler.step()
+    return per_epoch
+
+
+class FakeClock:
+    """A clock that only moves when told to: fit() times everything with it."""
+
+    def __init__(self):
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now

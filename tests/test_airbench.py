@@ -29,6 +29,7 @@ from cifar_sweep.schedules import Plan, Triangle
 from cifar_sweep.train import Normalize, Task, fit
 
 from . import synthetic
+from .helpers import lrs_by_epoch
 
 
 def composed(*overrides: str):
@@ -193,19 +194,6 @@ def test_decoupled_sgd_bad_values_are_one_line():
 
 
 # ------------------------------------------------------------------ the triangular schedule
-
-
-def lrs_by_epoch(schedule, epochs=8, steps_per_epoch=5, base_lr=0.05):
-    model = nn.Linear(2, 2)
-    optimizer = torch.optim.SGD(model.parameters(), lr=base_lr)
-    scheduler = schedule.scheduler(optimizer, Plan(epochs, steps_per_epoch))
-    per_epoch = []
-    for _ in range(epochs):
-        per_epoch.append(optimizer.param_groups[0]["lr"])
-        for _ in range(steps_per_epoch):
-            optimizer.step()
-            scheduler.step()
-    return per_epoch
 
 
 def test_the_triangle_rises_to_the_lr_at_23_percent_then_falls_to_7_percent():

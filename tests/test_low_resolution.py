@@ -16,7 +16,7 @@ from cifar_sweep.pieces.low_resolution import LowResolutionFirst, side_of_epoch,
 from cifar_sweep.train import fit
 
 from . import synthetic
-from .helpers import tutorial_task
+from .helpers import FakeClock, tutorial_task
 
 
 class SeenSides(nn.Module):
@@ -73,14 +73,6 @@ def test_each_epochs_operations_are_those_of_its_side():
     assert 0.25 <= per_image[16] / per_image[32] < 0.3
     assert per_image[16] < per_image[20] < per_image[24] < per_image[32]
     assert all(entry.train_ops_per_s > 0 for entry in result.history[1:])
-
-
-class FakeClock:
-    def __init__(self):
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 class AreaPricedMachine(pieces.Piece):

@@ -17,20 +17,7 @@ from cifar_sweep.schedules import Constant, Cosine, LinearDecay, OneCycle, Plan,
 from cifar_sweep.train import fit
 
 from . import synthetic
-from .helpers import tutorial_task
-
-
-def lrs_by_epoch(schedule, epochs=8, steps_per_epoch=5, base_lr=0.05):
-    model = nn.Linear(2, 2)
-    optimizer = torch.optim.SGD(model.parameters(), lr=base_lr)
-    scheduler = schedule.scheduler(optimizer, Plan(epochs, steps_per_epoch))
-    per_epoch = []
-    for _ in range(epochs):
-        per_epoch.append(optimizer.param_groups[0]["lr"])
-        for _ in range(steps_per_epoch):
-            optimizer.step()
-            scheduler.step()
-    return per_epoch
+from .helpers import FakeClock, lrs_by_epoch, tutorial_task
 
 
 def test_the_course_plateaus_over_half_a_quarter_and_a_quarter_of_the_epochs():
@@ -81,16 +68,6 @@ def test_epochs_that_fit_and_the_plateau_rule():
     falling = [2.0, 1.5, 1.2]
     flat = [2.0, 1.5, 1.499, 1.495]
     assert not loss_has_plateaued(falling, 2, 0.01) and loss_has_plateaued(flat, 2, 0.01)
-
-
-class FakeClock:
-    """A clock that only moves when told to: fit() times everything with it."""
-
-    def __init__(self):
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 class SlowMachine(pieces.Piece):
