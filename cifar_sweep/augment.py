@@ -131,11 +131,7 @@ def test_time_views(images: torch.Tensor, kind: str) -> list[torch.Tensor]:
         return [images]
     views = [images, images.flip(3)]
     if kind == "flip_shift":
-        memory_format = (
-            torch.channels_last
-            if images.is_contiguous(memory_format=torch.channels_last) and not images.is_contiguous()
-            else torch.contiguous_format
-        )
+        memory_format = memory_format_of(images)
         height, width = images.shape[-2:]
         padded = torch.nn.functional.pad(images, (1, 1, 1, 1), mode="reflect")
         for offset in (0, 2):
@@ -144,3 +140,10 @@ def test_time_views(images: torch.Tensor, kind: str) -> list[torch.Tensor]:
             )
             views += [shifted, shifted.flip(3)]
     return views
+
+
+def memory_format_of(images: torch.Tensor) -> torch.memory_format:
+    """The layout of a batch (channels_last, or contiguous), so that a view cut or resized from it keeps it."""
+    if images.is_contiguous(memory_format=torch.channels_last) and not images.is_contiguous():
+        return torch.channels_last
+    return torch.contiguous_format

@@ -28,7 +28,7 @@ import torch
 from torch.nn import functional as F
 
 from .. import costs
-from ..augment import random_crops
+from ..augment import memory_format_of, random_crops
 from ..costs import OpCount
 from ..errors import ConfigError
 from .base import Piece
@@ -100,11 +100,7 @@ class LowResolutionFirst(Piece):
         """A normalised batch at `side` x `side`, by this piece's mode (crop offsets from `generator`, or its own)."""
         if side == images.shape[-1]:
             return images
-        memory_format = (
-            torch.channels_last
-            if images.is_contiguous(memory_format=torch.channels_last) and not images.is_contiguous()
-            else torch.contiguous_format
-        )
+        memory_format = memory_format_of(images)
         if self.mode == "crop":
             smaller = random_crops(images, side, side, generator or self.generator)
         else:
@@ -118,14 +114,13 @@ class LowResolutionFirst(Piece):
         smallest = self.side(1, 2)
         sides = sorted(set(range(smallest, self.full_side, SIDE_MULTIPLE)) | {self.full_side})
         task = loop.task
-        count = min(task.batch_size, PROBE_IMAGES, len(task.train))
-        normalised = task.normalize(task.train.images[:count]).cpu()
-        labels = task.train.labels[:count].cpu()
+        counted = min(task.batch_size, 128, len(task.train))  # as the app counts the full size: at most 128 images
+        normalised = task.normalize(task.train.images[:counted]).cpu()
+        labels = task.train.labels[:counted].cpu()
         generator = torch.Generator().manual_seed(self.seed)
-        counted = min(count, 128)  # as the app counts the full size: one batch of at most 128 images
         for side in sides:
             if side != self.full_side or task.train_ops_per_image is None:
-                batch = (self.shrink(normalised[:counted], side, generator), labels[:counted])
+                batch = (self.shrink(normalised, side, generator), labels)
                 self.ops[side] = self._counted(task, batch, side)
             else:
                 self.ops[side] = task.train_ops_per_image
